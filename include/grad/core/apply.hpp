@@ -1,0 +1,256 @@
+#pragma once
+/// @file core/apply.hpp
+/// apply<Op>: the only code that checks shapes, allocates the output, runs an op's forward and records
+/// its node (DESIGN.md section 4). Also the `op` concept and the context an op's code works on.
+
+#include <array>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "grad/core/broadcast.hpp"
+#include "grad/core/tape.hpp"
+#include "grad/core/tensor.hpp"
+
+namespace grad {
+namespace detail {
+
+template <class T, class Shape>
+inline shape_type to_shape(const Shape& s) {
+  return shape_type(s.begin(), s.end());
+}
+
+template <class A, class B>
+inline bool same_shape(const A& a, const B& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+template <class T>
+using impl_ptr = std::shared_ptr<tensor_impl<T>>;
+
+template <class Inputs>
+struct inputs_traits;
+template <class T, std::size_t N>
+struct inputs_traits<std::array<impl_ptr<T>, N>> {
+  using scratch = std::array<std::optional<xt::xarray<T>>, N>;
+  static scratch make(std::size_t) { return {}; }
+};
+template <class T>
+struct inputs_traits<std::vector<impl_ptr<T>>> {
+  using scratch = std::vector<std::optional<xt::xarray<T>>>;
+  static scratch make(std::size_t n) { return scratch(n); }
+};
+
+} // namespace detail
+
+/// What an op's forward and backward see: the inputs, the output, and (in backward) the gradients.
+/// In backward, `din(i) += ...` accumulates d(loss)/d(input i); the op never handles broadcasting:
+/// an op that declares `broadcasting = true` gets din(i) in the output's shape and the tape sums it
+/// down to the input's shape.
+template <class T, class Op, class Inputs>
+class op_context {
+public:
+  using value_type = T;             ///< element type
+  using array_type = xt::xarray<T>; ///< storage type of the values and gradients
+
+  op_context(const Op& op, const Inputs& ins, detail::tensor_impl<T>& out, std::uint64_t pass = 0)
+      : op_(op), ins_(ins), out_(out), pass_(pass),
+        scratch_(detail::inputs_traits<Inputs>::make(ins.size())) {}
+
+  /// Number of inputs.
+  std::size_t size() const noexcept { return ins_.size(); }
+  /// Value of input i.
+  const array_type& in(std::size_t i) const { return ins_[i]->value; }
+  /// Value of the output (written by forward, read by backward).
+  array_type& out() { return out_.value; }
+  /// Value of the output.
+  const array_type& out() const { return out_.value; }
+  /// Gradient of the loss with respect to the output (backward only).
+  const array_type& dout() const { return *out_.grad; }
+  /// True when input i needs a gradient: skip computing din(i) otherwise.
+  bool needs_grad(std::size_t i) const { return ins_[i]->requires_grad; }
+  /// Gradient buffer of input i to accumulate into (`+=`), in the op's gradient shape for input i.
+  array_type& din(std::size_t i) {
+    auto& in = *ins_[i];
+    if (!in.requires_grad) { // the op did not check needs_grad: give it a scratch buffer to write into
+      if (!scratch_[i])
+        scratch_[i].emplace(detail::zeros_array<T>(grad_shape(i)));
+      return *scratch_[i];
+    }
+    if (!scratch_[i] && !direct(i))
+      scratch_[i].emplace(detail::zeros_array<T>(grad_shape(i)));
+    return scratch_[i] ? *scratch_[i] : in.grad_for_pass(pass_);
+  }
+
+  /// Sums gradients that were written in a broadcast shape down to the inputs' shapes.
+  void finish() {
+    for (std::size_t i = 0; i < ins_.size(); ++i) {
+      if (!scratch_[i] || !ins_[i]->requires_grad)
+        continue;
+      auto& in = *ins_[i];
+      auto& g = in.grad_for_pass(pass_);
+      const auto& s = *scratch_[i];
+      detail::sum_to_accumulate(s.data(), detail::to_shape<T>(s.shape()), g.data(),
+                                detail::to_shape<T>(in.value.shape()));
+    }
+  }
+
+private:
+  shape_type grad_shape(std::size_t i) const {
+    const shape_type in = detail::to_shape<T>(ins_[i]->value.shape());
+    if constexpr (requires(const Op& o, std::size_t j, const shape_type& sh) { o.grad_shape(j, sh, sh); })
+      return op_.grad_shape(i, detail::to_shape<T>(out_.value.shape()), in);
+    else if constexpr (requires { Op::broadcasting; }) {
+      if constexpr (Op::broadcasting)
+        return detail::to_shape<T>(out_.value.shape());
+      else
+        return in;
+    } else
+      return in;
+  }
+  bool direct(std::size_t i) const { return detail::same_shape(grad_shape(i), ins_[i]->value.shape()); }
+
+  const Op& op_;
+  const Inputs& ins_;
+  detail::tensor_impl<T>& out_;
+  std::uint64_t pass_;
+  typename detail::inputs_traits<Inputs>::scratch scratch_;
+};
+
+namespace detail {
+
+template <class T, std::size_t N>
+using fixed_inputs = std::array<impl_ptr<T>, N>;
+template <class T>
+using list_inputs = std::vector<impl_ptr<T>>;
+
+template <class Op, std::size_t... I>
+constexpr bool has_fixed_shape_rule(std::index_sequence<I...>) {
+  return requires(const Op& op, const shape_type& s) {
+    { op.shape((void(I), s)...) } -> std::convertible_to<shape_type>;
+    { op.flops(s, (void(I), s)...) } -> std::convertible_to<std::uint64_t>;
+  };
+}
+
+} // namespace detail
+
+/// What an op with N inputs must have (N = 0 means a list of inputs, as concat takes):
+/// a `name`, a shape rule that throws shape_error, a FLOP count, a forward and a backward.
+template <class Op, class T, std::size_t N>
+concept op_for = element<T> && requires {
+  { Op::name } -> std::convertible_to<std::string_view>;
+} &&
+    (N == 0 ? requires(const Op& op, std::span<const shape_type> s, const shape_type& o) {
+      { op.shape(s) } -> std::convertible_to<shape_type>;
+      { op.flops(o, s) } -> std::convertible_to<std::uint64_t>;
+    }
+            : detail::has_fixed_shape_rule<Op>(std::make_index_sequence<N>{})) &&
+    requires(Op& op, op_context<T, Op, std::conditional_t<N == 0, detail::list_inputs<T>, detail::fixed_inputs<T, N>>>& c) {
+  op.forward(c);
+  op.backward(c);
+};
+
+namespace detail {
+
+/// The tape node of one call of Op: the op (with any state its forward saved), inputs and output.
+template <class T, class Op, class Inputs>
+struct op_node final : node {
+  Op op;
+  Inputs inputs;
+  std::weak_ptr<tensor_impl<T>> output;
+
+  op_node(Op o, Inputs in, const impl_ptr<T>& out) : op(std::move(o)), inputs(std::move(in)), output(out) {
+    name = Op::name;
+  }
+  void backward() override {
+    auto out = output.lock();
+    if (!out)
+      return;
+    op_context<T, Op, Inputs> c(op, inputs, *out, backward_pass());
+    op.backward(c);
+    c.finish();
+  }
+  bool output_alive() const noexcept override { return !output.expired(); }
+  bool has_output_grad() const noexcept override {
+    auto out = output.lock();
+    return out && out->has_grad_in_pass(backward_pass());
+  }
+  void release_output_grad() noexcept override {
+    if (auto out = output.lock(); out && !out->retain_grad)
+      out->grad.reset();
+  }
+};
+
+template <class T, class Op, class Inputs>
+basic_tensor<T> run_op(Op op, Inputs ins, const shape_type& out_shape, std::uint64_t flops) {
+  auto out = std::make_shared<tensor_impl<T>>();
+  out->value = empty_array<T>(out_shape);
+  {
+    op_context<T, Op, Inputs> c(op, ins, *out);
+    op.forward(c);
+  }
+  bool record = false;
+  if (is_grad_enabled())
+    for (const auto& p : ins)
+      record = record || p->requires_grad;
+  if (record) {
+    std::uint64_t bytes = out->value.size();
+    for (const auto& p : ins)
+      bytes += p->value.size();
+    tape& tp = current_tape();
+    auto* n = tp.template emplace<op_node<T, Op, Inputs>>(std::move(op), std::move(ins), out);
+    n->flops = flops;
+    n->bytes = bytes * sizeof(T);
+    out->requires_grad = true;
+    out->creator = n;
+    out->epoch = tp.epoch();
+  }
+  return basic_tensor<T>(std::move(out));
+}
+
+template <class T>
+inline const impl_ptr<T>& checked_impl(std::string_view op, const basic_tensor<T>& t) {
+  if (!t.defined())
+    throw value_error(std::string(op) + ": an input is an undefined tensor");
+  return t.impl();
+}
+
+} // namespace detail
+
+/// Runs op on fixed inputs: checks shapes (op.shape), allocates the output, runs forward and, when
+/// grad mode is on and an input requires grad, records the node for backward.
+template <class Op, element T, std::same_as<basic_tensor<T>>... Rest>
+requires op_for<Op, T, 1 + sizeof...(Rest)> basic_tensor<T> apply(Op op, const basic_tensor<T>& first,
+                                                                  const Rest&... rest) {
+  constexpr std::size_t N = 1 + sizeof...(Rest);
+  detail::fixed_inputs<T, N> ins{detail::checked_impl(Op::name, first),
+                                 detail::checked_impl(Op::name, rest)...};
+  const shape_type out_shape = op.shape(first.shape(), rest.shape()...);
+  const std::uint64_t flops = op.flops(out_shape, first.shape(), rest.shape()...);
+  return detail::run_op<T>(std::move(op), std::move(ins), out_shape, flops);
+}
+
+/// Runs an op that takes a list of inputs (concat, stack).
+template <class Op, element T>
+requires op_for<Op, T, 0> basic_tensor<T> apply_list(Op op, const std::vector<basic_tensor<T>>& inputs) {
+  detail::list_inputs<T> ins;
+  std::vector<shape_type> shapes;
+  ins.reserve(inputs.size());
+  shapes.reserve(inputs.size());
+  for (const auto& t : inputs) {
+    ins.push_back(detail::checked_impl(Op::name, t));
+    shapes.push_back(t.shape());
+  }
+  const shape_type out_shape = op.shape(std::span<const shape_type>(shapes));
+  const std::uint64_t flops = op.flops(out_shape, std::span<const shape_type>(shapes));
+  return detail::run_op<T>(std::move(op), std::move(ins), out_shape, flops);
+}
+
+} // namespace grad
