@@ -188,6 +188,8 @@ struct op_node final : node {
   }
 };
 
+/// Runs forward on a local copy of the op, then moves that copy into the node: state an op saves in
+/// forward (a mask, statistics, the broadcast batch shape) is therefore there for its backward.
 template <class T, class Op, class Inputs>
 basic_tensor<T> run_op(Op op, Inputs ins, const shape_type& out_shape, std::uint64_t flops) {
   auto out = std::make_shared<tensor_impl<T>>();
@@ -198,8 +200,16 @@ basic_tensor<T> run_op(Op op, Inputs ins, const shape_type& out_shape, std::uint
   }
   bool record = false;
   if (is_grad_enabled())
-    for (const auto& p : ins)
+    for (const auto& p : ins) {
       record = record || p->requires_grad;
+      // A non-leaf whose graph was freed cannot pass gradients on: recording it would silently give
+      // the leaves behind it zero gradient, so refuse (PyTorch raises here too).
+      if (p->requires_grad && p->creator && p->epoch != current_tape().epoch() && !find_tape(p->epoch))
+        throw autograd_error(std::string(Op::name) +
+                             ": an input was computed by a graph that was already freed (by backward, or "
+                             "because its tape_scope ended), so gradients cannot flow through it; use "
+                             "backward_options{.retain_graph = true}, or detach() the input to use it as a constant");
+    }
   if (record) {
     std::uint64_t bytes = out->value.size();
     for (const auto& p : ins)

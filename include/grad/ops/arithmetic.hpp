@@ -268,7 +268,8 @@ basic_tensor<T> operator+(S s, const basic_tensor<T>& x) {
 /// x - s.
 template <element T, arithmetic S>
 basic_tensor<T> operator-(const basic_tensor<T>& x, S s) {
-  return apply(ops::add_scalar_op<T>{{}, static_cast<T>(-s)}, x);
+  // Negate after the cast: -s wraps around for an unsigned S.
+  return apply(ops::add_scalar_op<T>{{}, -static_cast<T>(s)}, x);
 }
 /// s - x.
 template <element T, arithmetic S>

@@ -2,17 +2,20 @@
 /// @file ops/compare.hpp
 /// maximum, minimum and where: selections between tensors, with broadcasting.
 
+#include <cmath>
+
 #include "grad/ops/arithmetic.hpp"
 
 namespace grad {
 namespace ops {
 
-/// Elementwise max(a, b); on ties the gradient is split half and half (as PyTorch).
+/// Elementwise max(a, b); NaN in either operand gives NaN, and on ties the gradient is split half and
+/// half (both as PyTorch).
 struct maximum_op : binary_base<maximum_op> {
   static constexpr std::string_view name = "maximum";
   template <class C>
   void forward(C& c) const {
-    detail::binary_forward(c, [](auto a, auto b) { return a > b ? a : b; });
+    detail::binary_forward(c, [](auto a, auto b) { return a > b || std::isnan(a) ? a : b; });
   }
   template <class C>
   void backward(C& c) const {
@@ -27,12 +30,13 @@ struct maximum_op : binary_base<maximum_op> {
   }
 };
 
-/// Elementwise min(a, b); on ties the gradient is split half and half (as PyTorch).
+/// Elementwise min(a, b); NaN in either operand gives NaN, and on ties the gradient is split half and
+/// half (both as PyTorch).
 struct minimum_op : binary_base<minimum_op> {
   static constexpr std::string_view name = "minimum";
   template <class C>
   void forward(C& c) const {
-    detail::binary_forward(c, [](auto a, auto b) { return a < b ? a : b; });
+    detail::binary_forward(c, [](auto a, auto b) { return a < b || std::isnan(a) ? a : b; });
   }
   template <class C>
   void backward(C& c) const {

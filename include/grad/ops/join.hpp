@@ -3,6 +3,7 @@
 /// Ops that cut and join along an axis: slice, concat, stack.
 
 #include <algorithm>
+#include <initializer_list>
 #include <span>
 #include <string>
 #include <vector>
@@ -193,6 +194,16 @@ basic_tensor<T> concat(const std::vector<basic_tensor<T>>& xs, std::int64_t axis
 template <element T>
 basic_tensor<T> stack(const std::vector<basic_tensor<T>>& xs, std::int64_t axis = 0) {
   return apply_list(ops::stack_op{{axis}}, xs);
+}
+/// Joins a braced list of tensors along an existing axis: `concat({a, b, c}, 1)`.
+template <element T>
+basic_tensor<T> concat(std::initializer_list<basic_tensor<T>> xs, std::int64_t axis = 0) {
+  return concat(std::vector<basic_tensor<T>>(xs), axis);
+}
+/// Stacks a braced list of tensors along a new axis: `stack({a, b}, 0)`.
+template <element T>
+basic_tensor<T> stack(std::initializer_list<basic_tensor<T>> xs, std::int64_t axis = 0) {
+  return stack(std::vector<basic_tensor<T>>(xs), axis);
 }
 
 } // namespace grad

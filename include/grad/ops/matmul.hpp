@@ -39,7 +39,13 @@ struct matmul_op {
     d.m = a.size() == 1 ? 1 : a[a.size() - 2];
     d.k = ka;
     d.n = b.size() == 1 ? 1 : b.back();
-    d.batch = broadcast_shapes("matmul (batch dimensions)", batch_of(a), batch_of(b));
+    try {
+      d.batch = broadcast_shapes("matmul", batch_of(a), batch_of(b));
+    } catch (const shape_error&) { // name the operands, not only their batch parts
+      throw shape_error("matmul: batch dimensions " + to_string(batch_of(a)) + " and " +
+                        to_string(batch_of(b)) + " of " + to_string(a) + " @ " + to_string(b) +
+                        " cannot be broadcast together");
+    }
     return d;
   }
 
