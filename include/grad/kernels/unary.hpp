@@ -1,0 +1,256 @@
+#pragma once
+/// @file kernels/unary.hpp
+/// Unary elementwise kernels (exp, log, sqrt, tanh, sigmoid, relu, GELU, neg, abs, square) and their
+/// backward kernels on raw pointers. Conventions as in kernels/binary.hpp: y may alias x; backward
+/// kernels accumulate, dx += dy * f'(x), taking the saved output y where that is cheaper.
+/// Accuracy of the transcendental ones: see kernels/math.hpp.
+
+#include <cstddef>
+#include <type_traits>
+
+#include "grad/kernels/binary.hpp"
+#include "grad/kernels/math.hpp"
+
+namespace grad::detail {
+
+/// sqrt(2 / pi) and 0.044715: the tanh approximation of GELU (Hendrycks and Gimpel, 2016, eq. 3).
+template <class T>
+inline constexpr T gelu_k0 = T(0.79788456080286535588);
+template <class T>
+inline constexpr T gelu_k1 = T(0.044715);
+
+/// GELU (tanh form) 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = k0 (x + k1 x^3); with e = exp(-|2u|),
+/// s = sigmoid(2u) and s (1 - s) are returned through the out-parameters for the backward.
+template <class T, class A>
+inline xsimd::batch<T, A> gelu_tanh_parts(const xsimd::batch<T, A>& x, xsimd::batch<T, A>& s,
+                                          xsimd::batch<T, A>& s1ms, xsimd::batch<T, A>& du) noexcept {
+  using B = xsimd::batch<T, A>;
+  const B x2 = x * x;
+  const B u2 = B(T(2) * gelu_k0<T>) * fmadd(B(gelu_k1<T>) * x2, x, x); // 2u
+  // 1 + tanh(u) = 2 sigmoid(2u): no cancellation for negative x, unlike the textbook form.
+  const B e = exp_impl<false>(-xsimd::abs(u2), u2);
+  const B r = div_bounded(B(T(1)), B(T(1)) + e);
+  s = xsimd::select(u2 >= B(T(0)), r, e * r);
+  s1ms = e * r * r; // s (1 - s)
+  // d(2u)/dx; x^2 capped where s (1 - s) is 0 anyway, so that huge |x| gives 0 * finite, not 0 * inf.
+  const B x2c = xsimd::select(x2 > B(T(1e6)), B(T(1e6)), x2);
+  du = B(T(2) * gelu_k0<T>) * fmadd(B(T(3) * gelu_k1<T>), x2c, B(T(1)));
+  return x * s;
+}
+
+} // namespace grad::detail
+
+namespace grad::kernels {
+
+/// y = e^x.
+template <class T, class A = xsimd::default_arch>
+void exp(const T* x, T* y, std::size_t n) {
+  detail::ew<A>(
+      n, detail::ew_parallel_costly, [](const auto& v) { return math::exp(v); }, y, x);
+}
+
+/// y = ln x.
+template <class T, class A = xsimd::default_arch>
+void log(const T* x, T* y, std::size_t n) {
+  detail::ew<A>(
+      n, detail::ew_parallel_costly, [](const auto& v) { return math::log(v); }, y, x);
+}
+
+/// y = sqrt(x) (correctly rounded: the hardware instruction).
+template <class T, class A = xsimd::default_arch>
+void sqrt(const T* x, T* y, std::size_t n) {
+  detail::ew<A>(
+      n, detail::ew_parallel_cheap, [](const auto& v) { return xsimd::sqrt(v); }, y, x);
+}
+
+/// y = tanh x.
+template <class T, class A = xsimd::default_arch>
+void tanh(const T* x, T* y, std::size_t n) {
+  detail::ew<A>(
+      n, detail::ew_parallel_costly, [](const auto& v) { return math::tanh(v); }, y, x);
+}
+
+/// y = 1 / (1 + e^-x).
+template <class T, class A = xsimd::default_arch>
+void sigmoid(const T* x, T* y, std::size_t n) {
+  detail::ew<A>(
+      n, detail::ew_parallel_costly, [](const auto& v) { return math::sigmoid(v); }, y, x);
+}
+
+/// y = erf x.
+template <class T, class A = xsimd::default_arch>
+void erf(const T* x, T* y, std::size_t n) {
+  detail::ew<A>(
+      n, detail::ew_parallel_costly, [](const auto& v) { return math::erf(v); }, y, x);
+}
+
+/// y = max(x, 0); relu(NaN) = NaN.
+template <class T, class A = xsimd::default_arch>
+void relu(const T* x, T* y, std::size_t n) {
+  using B = xsimd::batch<T, A>;
+  detail::ew<A>(
+      n, detail::ew_parallel_cheap, [](const B& v) { return xsimd::select(v < B(T(0)), B(T(0)), v); }, y, x);
+}
+
+/// y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): GELU, tanh approximation (GPT-2's).
+template <class T, class A = xsimd::default_arch>
+void gelu_tanh(const T* x, T* y, std::size_t n) {
+  detail::ew<A>(
+      n, detail::ew_parallel_costly,
+      [](const auto& v) {
+        std::decay_t<decltype(v)> s, s1ms, du;
+        return detail::gelu_tanh_parts(v, s, s1ms, du);
+      },
+      y, x);
+}
+
+/// y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)): exact GELU, accurate also in the far negative tail.
+template <class T, class A = xsimd::default_arch>
+void gelu_erf(const T* x, T* y, std::size_t n) {
+  detail::ew<A>(
+      n, detail::ew_parallel_costly, [](const auto& v) { return v * math::normal_cdf(v); }, y, x);
+}
+
+/// y = -x.
+template <class T, class A = xsimd::default_arch>
+void neg(const T* x, T* y, std::size_t n) {
+  detail::ew<A>(
+      n, detail::ew_parallel_cheap, [](const auto& v) { return -v; }, y, x);
+}
+
+/// y = |x|.
+template <class T, class A = xsimd::default_arch>
+void abs(const T* x, T* y, std::size_t n) {
+  detail::ew<A>(
+      n, detail::ew_parallel_cheap, [](const auto& v) { return xsimd::abs(v); }, y, x);
+}
+
+/// y = x^2.
+template <class T, class A = xsimd::default_arch>
+void square(const T* x, T* y, std::size_t n) {
+  detail::ew<A>(
+      n, detail::ew_parallel_cheap, [](const auto& v) { return v * v; }, y, x);
+}
+
+/// dx += dy * y, from the saved output y = e^x.
+template <class T, class A = xsimd::default_arch>
+void exp_backward(const T* y, const T* dy, T* dx, std::size_t n) {
+  // d(e^x)/dx = e^x = y
+  detail::ew<A>(
+      n, detail::ew_parallel_cheap,
+      [](const auto& d, const auto& vy, const auto& g) { return detail::fmadd(g, vy, d); }, dx, dx, y, dy);
+}
+
+/// dx += dy / x.
+template <class T, class A = xsimd::default_arch>
+void log_backward(const T* x, const T* dy, T* dx, std::size_t n) {
+  // d(ln x)/dx = 1/x
+  detail::ew<A>(
+      n, detail::ew_parallel_cheap, [](const auto& d, const auto& v, const auto& g) { return d + g / v; }, dx,
+      dx, x, dy);
+}
+
+/// dx += dy / (2 y), from the saved output y = sqrt(x).
+template <class T, class A = xsimd::default_arch>
+void sqrt_backward(const T* y, const T* dy, T* dx, std::size_t n) {
+  using B = xsimd::batch<T, A>;
+  // d(sqrt x)/dx = 1 / (2 sqrt x) = 0.5 / y
+  detail::ew<A>(
+      n, detail::ew_parallel_cheap,
+      [](const B& d, const B& vy, const B& g) { return d + B(T(0.5)) * g / vy; }, dx, dx, y, dy);
+}
+
+/// dx += dy (1 - y^2), from the saved output y = tanh x.
+template <class T, class A = xsimd::default_arch>
+void tanh_backward(const T* y, const T* dy, T* dx, std::size_t n) {
+  using B = xsimd::batch<T, A>;
+  // d(tanh x)/dx = 1 - tanh^2 x
+  detail::ew<A>(
+      n, detail::ew_parallel_cheap,
+      [](const B& d, const B& vy, const B& g) { return detail::fmadd(g, B(T(1)) - vy * vy, d); }, dx, dx, y,
+      dy);
+}
+
+/// dx += dy y (1 - y), from the saved output y = sigmoid(x).
+template <class T, class A = xsimd::default_arch>
+void sigmoid_backward(const T* y, const T* dy, T* dx, std::size_t n) {
+  using B = xsimd::batch<T, A>;
+  // d(sigmoid x)/dx = sigmoid(x) (1 - sigmoid(x))
+  detail::ew<A>(
+      n, detail::ew_parallel_cheap,
+      [](const B& d, const B& vy, const B& g) { return detail::fmadd(g * vy, B(T(1)) - vy, d); }, dx, dx, y,
+      dy);
+}
+
+/// dx += dy where x > 0 (the gradient at 0 is 0, as PyTorch).
+template <class T, class A = xsimd::default_arch>
+void relu_backward(const T* x, const T* dy, T* dx, std::size_t n) {
+  using B = xsimd::batch<T, A>;
+  // d(relu x)/dx = [x > 0]
+  detail::ew<A>(
+      n, detail::ew_parallel_cheap,
+      [](const B& d, const B& v, const B& g) { return d + xsimd::select(v > B(T(0)), g, B(T(0))); }, dx, dx,
+      x, dy);
+}
+
+/// dx += dy * gelu_tanh'(x).
+template <class T, class A = xsimd::default_arch>
+void gelu_tanh_backward(const T* x, const T* dy, T* dx, std::size_t n) {
+  using B = xsimd::batch<T, A>;
+  detail::ew<A>(
+      n, detail::ew_parallel_costly,
+      [](const B& d, const B& v, const B& g) {
+        B s, s1ms, du;
+        detail::gelu_tanh_parts(v, s, s1ms, du);
+        // d(x s(2u))/dx = s + x s (1 - s) d(2u)/dx
+        return detail::fmadd(g, detail::fmadd(v * s1ms, du, s), d);
+      },
+      dx, dx, x, dy);
+}
+
+/// dx += dy * gelu_erf'(x) = dy (Phi(x) + x phi(x)).
+template <class T, class A = xsimd::default_arch>
+void gelu_erf_backward(const T* x, const T* dy, T* dx, std::size_t n) {
+  using B = xsimd::batch<T, A>;
+  detail::ew<A>(
+      n, detail::ew_parallel_costly,
+      [](const B& d, const B& v, const B& g) {
+        B pdf;
+        const B cdf = math::normal_cdf(v, &pdf);
+        // d(x Phi(x))/dx = Phi(x) + x phi(x)
+        return detail::fmadd(g, detail::fmadd(v, pdf, cdf), d);
+      },
+      dx, dx, x, dy);
+}
+
+/// dx -= dy.
+template <class T, class A = xsimd::default_arch>
+void neg_backward(const T* dy, T* dx, std::size_t n) {
+  acc_neg<T, A>(dy, dx, n); // d(-x)/dx = -1
+}
+
+/// dx += dy sign(x), sign(0) = 0 (as PyTorch).
+template <class T, class A = xsimd::default_arch>
+void abs_backward(const T* x, const T* dy, T* dx, std::size_t n) {
+  using B = xsimd::batch<T, A>;
+  // d|x|/dx = sign(x)
+  detail::ew<A>(
+      n, detail::ew_parallel_cheap,
+      [](const B& d, const B& v, const B& g) {
+        const B zero(T(0));
+        return d + xsimd::select(v > zero, g, xsimd::select(v < zero, -g, zero));
+      },
+      dx, dx, x, dy);
+}
+
+/// dx += 2 x dy.
+template <class T, class A = xsimd::default_arch>
+void square_backward(const T* x, const T* dy, T* dx, std::size_t n) {
+  using B = xsimd::batch<T, A>;
+  // d(x^2)/dx = 2x
+  detail::ew<A>(
+      n, detail::ew_parallel_cheap,
+      [](const B& d, const B& v, const B& g) { return detail::fmadd(B(T(2)) * v, g, d); }, dx, dx, x, dy);
+}
+
+} // namespace grad::kernels
