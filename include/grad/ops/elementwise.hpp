@@ -8,6 +8,8 @@
 #include <cstddef>
 
 #include "grad/core/apply.hpp"
+#include "grad/kernels/binary.hpp"
+#include "grad/kernels/unary.hpp"
 
 namespace grad::detail {
 
@@ -33,6 +35,30 @@ inline void unary_backward(Ctx& c, F f) {
   const std::size_t n = c.out().size();
   for (std::size_t i = 0; i < n; ++i)
     dx[i] += f(x[i], y[i], g[i]);
+}
+
+/// out = kernel(in(0)) with a vectorized kernel of signature kernel(const T* x, T* y, n).
+template <class Ctx, class K>
+inline void unary_forward_kernel(Ctx& c, K kernel) {
+  kernel(c.in(0).data(), c.out().data(), c.out().size());
+}
+
+/// din(0) += kernel-computed term; `from_output` picks whether the kernel reads the saved output y
+/// (exp, tanh, sigmoid, sqrt) or the input x (log, relu, abs): kernel(const T* xy, const T* dy, T* dx, n).
+template <class Ctx, class K>
+inline void unary_backward_kernel(Ctx& c, bool from_output, K kernel) {
+  if (!c.needs_grad(0))
+    return;
+  kernel(from_output ? c.out().data() : c.in(0).data(), c.dout().data(), c.din(0).data(), c.out().size());
+}
+
+/// True when no input of an elementwise op is broadcast (a flat, vectorizable loop serves).
+template <class Ctx>
+inline bool is_flat(const Ctx& c) {
+  for (std::size_t k = 0; k < c.size(); ++k)
+    if (c.in(k).size() != c.out().size())
+      return false;
+  return true;
 }
 
 /// Calls f(out_index, offset_0, ..., offset_{K-1}) for every element of the broadcast output, where

@@ -16,11 +16,11 @@ struct exp_op : unary_base<exp_op> {
   static constexpr std::string_view name = "exp";
   template <class C>
   void forward(C& c) const {
-    detail::unary_forward(c, [](auto x) { return std::exp(x); });
+    detail::unary_forward_kernel(c, kernels::exp<typename C::value_type>);
   }
   template <class C>
-  void backward(C& c) const {
-    detail::unary_backward(c, [](auto, auto y, auto g) { return g * y; }); // d(e^x)/dx = e^x
+  void backward(C& c) const { // d(e^x)/dx = e^x
+    detail::unary_backward_kernel(c, true, kernels::exp_backward<typename C::value_type>);
   }
 };
 
@@ -29,11 +29,11 @@ struct log_op : unary_base<log_op> {
   static constexpr std::string_view name = "log";
   template <class C>
   void forward(C& c) const {
-    detail::unary_forward(c, [](auto x) { return std::log(x); });
+    detail::unary_forward_kernel(c, kernels::log<typename C::value_type>);
   }
   template <class C>
-  void backward(C& c) const {
-    detail::unary_backward(c, [](auto x, auto, auto g) { return g / x; }); // d(ln x)/dx = 1/x
+  void backward(C& c) const { // d(ln x)/dx = 1/x
+    detail::unary_backward_kernel(c, false, kernels::log_backward<typename C::value_type>);
   }
 };
 
@@ -42,12 +42,11 @@ struct sqrt_op : unary_base<sqrt_op> {
   static constexpr std::string_view name = "sqrt";
   template <class C>
   void forward(C& c) const {
-    detail::unary_forward(c, [](auto x) { return std::sqrt(x); });
+    detail::unary_forward_kernel(c, kernels::sqrt<typename C::value_type>);
   }
   template <class C>
-  void backward(C& c) const {
-    detail::unary_backward(c,
-                           [](auto, auto y, auto g) { return g / (2 * y); }); // d(sqrt x)/dx = 1/(2 sqrt x)
+  void backward(C& c) const { // d(sqrt x)/dx = 1/(2 sqrt x)
+    detail::unary_backward_kernel(c, true, kernels::sqrt_backward<typename C::value_type>);
   }
 };
 
@@ -56,13 +55,11 @@ struct abs_op : unary_base<abs_op> {
   static constexpr std::string_view name = "abs";
   template <class C>
   void forward(C& c) const {
-    detail::unary_forward(c, [](auto x) { return std::abs(x); });
+    detail::unary_forward_kernel(c, kernels::abs<typename C::value_type>);
   }
   template <class C>
-  void backward(C& c) const {
-    detail::unary_backward(c, [](auto x, auto, auto g) { // d|x|/dx = sign(x)
-      return x > 0 ? g : (x < 0 ? -g : decltype(g)(0));
-    });
+  void backward(C& c) const { // d|x|/dx = sign(x)
+    detail::unary_backward_kernel(c, false, kernels::abs_backward<typename C::value_type>);
   }
 };
 
@@ -71,12 +68,11 @@ struct tanh_op : unary_base<tanh_op> {
   static constexpr std::string_view name = "tanh";
   template <class C>
   void forward(C& c) const {
-    detail::unary_forward(c, [](auto x) { return std::tanh(x); });
+    detail::unary_forward_kernel(c, kernels::tanh<typename C::value_type>);
   }
   template <class C>
-  void backward(C& c) const {
-    detail::unary_backward(
-        c, [](auto, auto y, auto g) { return g * (1 - y * y); }); // d(tanh x)/dx = 1 - tanh^2 x
+  void backward(C& c) const { // d(tanh x)/dx = 1 - tanh^2 x
+    detail::unary_backward_kernel(c, true, kernels::tanh_backward<typename C::value_type>);
   }
 };
 
@@ -85,17 +81,11 @@ struct sigmoid_op : unary_base<sigmoid_op> {
   static constexpr std::string_view name = "sigmoid";
   template <class C>
   void forward(C& c) const {
-    detail::unary_forward(c, [](auto x) {
-      using V = decltype(x);
-      if (x >= 0)
-        return V(1) / (V(1) + std::exp(-x));
-      const V e = std::exp(x);
-      return e / (V(1) + e);
-    });
+    detail::unary_forward_kernel(c, kernels::sigmoid<typename C::value_type>);
   }
   template <class C>
-  void backward(C& c) const {
-    detail::unary_backward(c, [](auto, auto y, auto g) { return g * y * (1 - y); }); // s'(x) = s(x)(1 - s(x))
+  void backward(C& c) const { // s'(x) = s(x)(1 - s(x))
+    detail::unary_backward_kernel(c, true, kernels::sigmoid_backward<typename C::value_type>);
   }
 };
 
@@ -104,12 +94,11 @@ struct relu_op : unary_base<relu_op> {
   static constexpr std::string_view name = "relu";
   template <class C>
   void forward(C& c) const {
-    detail::unary_forward(c, [](auto x) { return x > 0 ? x : decltype(x)(0); });
+    detail::unary_forward_kernel(c, kernels::relu<typename C::value_type>);
   }
   template <class C>
-  void backward(C& c) const {
-    detail::unary_backward(c,
-                           [](auto x, auto, auto g) { return x > 0 ? g : decltype(g)(0); }); // 1 where x > 0
+  void backward(C& c) const { // 1 where x > 0
+    detail::unary_backward_kernel(c, false, kernels::relu_backward<typename C::value_type>);
   }
 };
 
