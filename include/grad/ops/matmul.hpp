@@ -30,11 +30,16 @@ struct matmul_op {
                         to_string(b));
     const std::size_t ka = a.back();
     const std::size_t kb = b.size() == 1 ? b[0] : b[b.size() - 2];
-    if (ka != kb)
+    if (ka != kb) {
+      // Suggest a transpose only when it would make the product fit.
+      std::string hint;
+      if (b.size() >= 2 && b.back() == ka)
+        hint = "; did you mean to transpose the second?";
+      else if (a.size() >= 2 && a[a.size() - 2] == kb)
+        hint = "; did you mean to transpose the first?";
       throw shape_error("matmul: inner dimensions differ: " + to_string(a) + " @ " + to_string(b) + " (" +
-                        std::to_string(ka) + " vs " + std::to_string(kb) +
-                        "); did you mean to transpose the " +
-                        (b.size() >= 2 && b.back() == ka ? "second?" : "first?"));
+                        std::to_string(ka) + " vs " + std::to_string(kb) + ")" + hint);
+    }
     dims d;
     d.m = a.size() == 1 ? 1 : a[a.size() - 2];
     d.k = ka;
