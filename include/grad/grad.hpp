@@ -30,5 +30,5 @@
 #include "grad/ops/movement.hpp"
 #include "grad/ops/reduce.hpp"
 #include "grad/ops/unary.hpp"
-#include "grad/text/text.hpp"
 #include "grad/optim/optim.hpp"
+#include "grad/text/text.hpp"
