@@ -28,22 +28,17 @@ struct add_op : binary_base<add_op> {
   static constexpr std::string_view name = "add";
   template <class C>
   void forward(C& c) const {
-    if (detail::is_flat(c))
-      return kernels::add<typename C::value_type>(c.in(0).data(), c.in(1).data(), c.out().data(), c.out().size());
+    if (detail::flat_binary_forward(c, kernels::add<typename C::value_type>))
+      return;
     detail::binary_forward(c, [](auto a, auto b) { return a + b; });
   }
   template <class C>
   void backward(C& c) const {
-    if (detail::is_flat(c)) {
-      using T = typename C::value_type;
-      const std::size_t n = c.out().size();
-      const T* g = c.dout().data();
-      if (c.needs_grad(0))
-        kernels::acc<T>(g, c.din(0).data(), n);
-      if (c.needs_grad(1))
-        kernels::acc<T>(g, c.din(1).data(), n);
+    using T = typename C::value_type;
+    if (detail::flat_binary_backward(
+            c, [&](const T* g, T* d, std::size_t n) { kernels::acc<T>(g, d, n); },
+            [&](const T* g, T* d, std::size_t n) { kernels::acc<T>(g, d, n); }))
       return;
-    }
     detail::binary_backward(
         c, [](auto, auto, auto, auto g) { return g; }, // d(a+b)/da = 1
         [](auto, auto, auto, auto g) { return g; });   // d(a+b)/db = 1
@@ -55,22 +50,17 @@ struct sub_op : binary_base<sub_op> {
   static constexpr std::string_view name = "sub";
   template <class C>
   void forward(C& c) const {
-    if (detail::is_flat(c))
-      return kernels::sub<typename C::value_type>(c.in(0).data(), c.in(1).data(), c.out().data(), c.out().size());
+    if (detail::flat_binary_forward(c, kernels::sub<typename C::value_type>))
+      return;
     detail::binary_forward(c, [](auto a, auto b) { return a - b; });
   }
   template <class C>
   void backward(C& c) const {
-    if (detail::is_flat(c)) {
-      using T = typename C::value_type;
-      const std::size_t n = c.out().size();
-      const T* g = c.dout().data();
-      if (c.needs_grad(0))
-        kernels::acc<T>(g, c.din(0).data(), n);
-      if (c.needs_grad(1))
-        kernels::acc_neg<T>(g, c.din(1).data(), n);
+    using T = typename C::value_type;
+    if (detail::flat_binary_backward(
+            c, [&](const T* g, T* d, std::size_t n) { kernels::acc<T>(g, d, n); },
+            [&](const T* g, T* d, std::size_t n) { kernels::acc_neg<T>(g, d, n); }))
       return;
-    }
     detail::binary_backward(
         c, [](auto, auto, auto, auto g) { return g; }, // d(a-b)/da = 1
         [](auto, auto, auto, auto g) { return -g; });  // d(a-b)/db = -1
@@ -82,22 +72,17 @@ struct mul_op : binary_base<mul_op> {
   static constexpr std::string_view name = "mul";
   template <class C>
   void forward(C& c) const {
-    if (detail::is_flat(c))
-      return kernels::mul<typename C::value_type>(c.in(0).data(), c.in(1).data(), c.out().data(), c.out().size());
+    if (detail::flat_binary_forward(c, kernels::mul<typename C::value_type>))
+      return;
     detail::binary_forward(c, [](auto a, auto b) { return a * b; });
   }
   template <class C>
   void backward(C& c) const {
-    if (detail::is_flat(c)) {
-      using T = typename C::value_type;
-      const std::size_t n = c.out().size();
-      const T* g = c.dout().data();
-      if (c.needs_grad(0))
-        kernels::acc_mul<T>(g, c.in(1).data(), c.din(0).data(), n);
-      if (c.needs_grad(1))
-        kernels::acc_mul<T>(g, c.in(0).data(), c.din(1).data(), n);
+    using T = typename C::value_type;
+    if (detail::flat_binary_backward(
+            c, [&](const T* g, T* d, std::size_t n) { kernels::acc_mul<T>(g, c.in(1).data(), d, n); },
+            [&](const T* g, T* d, std::size_t n) { kernels::acc_mul<T>(g, c.in(0).data(), d, n); }))
       return;
-    }
     detail::binary_backward(
         c, [](auto, auto b, auto, auto g) { return g * b; }, // d(ab)/da = b
         [](auto a, auto, auto, auto g) { return g * a; });   // d(ab)/db = a
@@ -109,22 +94,19 @@ struct div_op : binary_base<div_op> {
   static constexpr std::string_view name = "div";
   template <class C>
   void forward(C& c) const {
-    if (detail::is_flat(c))
-      return kernels::div<typename C::value_type>(c.in(0).data(), c.in(1).data(), c.out().data(), c.out().size());
+    if (detail::flat_binary_forward(c, kernels::div<typename C::value_type>))
+      return;
     detail::binary_forward(c, [](auto a, auto b) { return a / b; });
   }
   template <class C>
   void backward(C& c) const {
-    if (detail::is_flat(c)) {
-      using T = typename C::value_type;
-      const std::size_t n = c.out().size();
-      const T* g = c.dout().data();
-      if (c.needs_grad(0))
-        kernels::acc_div<T>(g, c.in(1).data(), c.din(0).data(), n);
-      if (c.needs_grad(1))
-        kernels::div_backward_rhs<T>(c.in(1).data(), c.out().data(), g, c.din(1).data(), n);
+    using T = typename C::value_type;
+    if (detail::flat_binary_backward(
+            c, [&](const T* g, T* d, std::size_t n) { kernels::acc_div<T>(g, c.in(1).data(), d, n); },
+            [&](const T* g, T* d, std::size_t n) {
+              kernels::div_backward_rhs<T>(c.in(1).data(), c.out().data(), g, d, n);
+            }))
       return;
-    }
     detail::binary_backward(
         c, [](auto, auto b, auto, auto g) { return g / b; },      // d(a/b)/da = 1/b
         [](auto, auto b, auto y, auto g) { return -g * y / b; }); // d(a/b)/db = -a/b^2 = -y/b

@@ -61,6 +61,29 @@ inline bool is_flat(const Ctx& c) {
   return true;
 }
 
+/// Flat forward of a binary op on a vectorized kernel(a, b, out, n); false when an input is broadcast.
+template <class Ctx, class K>
+inline bool flat_binary_forward(Ctx& c, K kernel) {
+  if (!is_flat(c))
+    return false;
+  kernel(c.in(0).data(), c.in(1).data(), c.out().data(), c.out().size());
+  return true;
+}
+
+/// Flat backward of a binary op: ka(dout, din0, n) and kb(dout, din1, n) run for the inputs that need
+/// a gradient; false when an input is broadcast (then the generic loop serves).
+template <class Ctx, class KA, class KB>
+inline bool flat_binary_backward(Ctx& c, KA ka, KB kb) {
+  if (!is_flat(c))
+    return false;
+  const std::size_t n = c.out().size();
+  if (c.needs_grad(0))
+    ka(c.dout().data(), c.din(0).data(), n);
+  if (c.needs_grad(1))
+    kb(c.dout().data(), c.din(1).data(), n);
+  return true;
+}
+
 /// Calls f(out_index, offset_0, ..., offset_{K-1}) for every element of the broadcast output, where
 /// offset_k indexes input k. A flat loop when no input is broadcast.
 template <std::size_t K, class Ctx, class F>
