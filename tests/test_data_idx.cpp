@@ -296,7 +296,8 @@ TEST_CASE("Fashion-MNIST test set (when installed)") {
   CHECK(test.images.shape() == grad::shape_type{10000, 1, 28, 28});
   CHECK(test.labels.shape() == grad::shape_type{10000});
   std::array<int, 10> count{};
-  for (auto i : data::class_indices(test.labels, 10).values())
+  const grad::index_tensor labels = data::class_indices(test.labels, 10); // a named object: a range-for over
+  for (auto i : labels.values())                                          // a temporary's member dangles
     ++count[static_cast<std::size_t>(i)];
   CHECK(count == std::array<int, 10>{1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000});
   const float* px = test.images.data();
