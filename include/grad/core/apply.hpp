@@ -205,10 +205,11 @@ basic_tensor<T> run_op(Op op, Inputs ins, const shape_type& out_shape, std::uint
       // A non-leaf whose graph was freed cannot pass gradients on: recording it would silently give
       // the leaves behind it zero gradient, so refuse (PyTorch raises here too).
       if (p->requires_grad && p->creator && p->epoch != current_tape().epoch() && !find_tape(p->epoch))
-        throw autograd_error(std::string(Op::name) +
-                             ": an input was computed by a graph that was already freed (by backward, or "
-                             "because its tape_scope ended), so gradients cannot flow through it; use "
-                             "backward_options{.retain_graph = true}, or detach() the input to use it as a constant");
+        throw autograd_error(
+            std::string(Op::name) +
+            ": an input was computed by a graph that was already freed (by backward, or "
+            "because its tape_scope ended), so gradients cannot flow through it; use "
+            "backward_options{.retain_graph = true}, or detach() the input to use it as a constant");
     }
   if (record) {
     std::uint64_t bytes = out->value.size();

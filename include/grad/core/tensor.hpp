@@ -179,10 +179,11 @@ void run_backward(const basic_tensor<T>& root, const basic_tensor<T>* seed, back
   }
   tape* tp = find_tape(r.epoch);
   if (!tp)
-    throw autograd_error("backward: the graph of this tensor was freed: a backward() on this thread cleared the tape "
-                         "(it frees every graph recorded so far), or its tape_scope ended; pass "
-                         "backward_options{.retain_graph = true} to the earlier backward, or sum the losses "
-                         "and call backward once");
+    throw autograd_error(
+        "backward: the graph of this tensor was freed: a backward() on this thread cleared the tape "
+        "(it frees every graph recorded so far), or its tape_scope ended; pass "
+        "backward_options{.retain_graph = true} to the earlier backward, or sum the losses "
+        "and call backward once");
   const std::size_t last = r.creator->index;
   const auto& nodes = tp->nodes();
   GRAD_ASSERT(last < nodes.size() && nodes[last] == r.creator);
