@@ -3,7 +3,8 @@
 // row (grad, then OpenBLAS), and at the end a markdown table gives the best GFLOP/s of each and their
 // ratio. Typical run (benchmarks/run_gemm.sh does this):
 //   bench_gemm --benchmark_min_time=0.2 --benchmark_repetitions=3 --benchmark_enable_random_interleaving=true
-// Shapes are (M, K, N): C (M x N) = A (M x K) B (K x N); layouts NN, NT (B stored N x K, as in
+// One-thread rows are timed in thread CPU time (robust on a shared machine), two-thread rows in wall
+// time. Shapes are (M, K, N): C (M x N) = A (M x K) B (K x N); layouts NN, NT (B stored N x K, as in
 // linear = x W^T) and TN (A stored K x M, as in a weight gradient).
 #include <benchmark/benchmark.h>
 
@@ -37,9 +38,9 @@ struct shape {
   int m, k, n;
 };
 
-const shape shapes[] = {{64, 64, 64},     {128, 128, 128},  {256, 256, 256},   {512, 512, 512},
-                        {1024, 1024, 1024}, {2048, 2048, 2048}, {64, 784, 256}, {64, 256, 256},
-                        {64, 256, 10},    {2048, 128, 384}, {2048, 512, 128}};
+const shape shapes[] = {{64, 64, 64},       {128, 128, 128},    {256, 256, 256}, {512, 512, 512},
+                        {1024, 1024, 1024}, {2048, 2048, 2048}, {64, 784, 256},  {64, 256, 256},
+                        {64, 256, 10},      {2048, 128, 384},   {2048, 512, 128}};
 
 std::string shape_name(const shape& s) {
   char buf[64];
@@ -50,7 +51,8 @@ std::string shape_name(const shape& s) {
 /// Operands of one benchmark, stored as the layout asks.
 struct operands {
   std::vector<float> a, b, c;
-  explicit operands(const shape& s) : a(std::size_t(s.m) * s.k), b(std::size_t(s.k) * s.n), c(std::size_t(s.m) * s.n) {
+  explicit operands(const shape& s)
+      : a(std::size_t(s.m) * s.k), b(std::size_t(s.k) * s.n), c(std::size_t(s.m) * s.n) {
     std::mt19937 rng(42);
     std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
     for (auto& x : a)
@@ -70,7 +72,8 @@ void settle(int library) {
 }
 
 void set_flops(benchmark::State& state, const shape& s) {
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * s.m * s.n * s.k * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * s.m * s.n * s.k * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void bench_grad(benchmark::State& state, shape s, bool ta, bool tb, int threads) {
@@ -79,8 +82,8 @@ void bench_grad(benchmark::State& state, shape s, bool ta, bool tb, int threads)
   operands op(s);
   const int lda = ta ? s.m : s.k, ldb = tb ? s.k : s.n;
   for (auto _ : state) {
-    grad::kernels::gemm<float>(ta, tb, s.m, s.n, s.k, 1.0f, op.a.data(), lda, op.b.data(), ldb, 0.0f, op.c.data(),
-                               s.n);
+    grad::kernels::gemm<float>(ta, tb, s.m, s.n, s.k, 1.0f, op.a.data(), lda, op.b.data(), ldb, 0.0f,
+                               op.c.data(), s.n);
     benchmark::DoNotOptimize(op.c.data());
     benchmark::ClobberMemory();
   }
@@ -94,8 +97,8 @@ void bench_openblas(benchmark::State& state, shape s, bool ta, bool tb, int thre
   operands op(s);
   const int lda = ta ? s.m : s.k, ldb = tb ? s.k : s.n;
   for (auto _ : state) {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, s.m, s.n, s.k, 1.0f,
-                op.a.data(), lda, op.b.data(), ldb, 0.0f, op.c.data(), s.n);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, s.m, s.n, s.k,
+                1.0f, op.a.data(), lda, op.b.data(), ldb, 0.0f, op.c.data(), s.n);
     benchmark::DoNotOptimize(op.c.data());
     benchmark::ClobberMemory();
   }
@@ -106,7 +109,8 @@ void bench_openblas(benchmark::State& state, shape s, bool ta, bool tb, int thre
 /// Console output as usual, plus the best GFLOP/s of every benchmark (over repetitions) for the table.
 class table_reporter : public benchmark::ConsoleReporter {
 public:
-  std::map<std::string, double> best; // name without repetition suffixes -> GFLOP/s
+  std::map<std::string, double> best; // benchmark name -> best GFLOP/s over repetitions
+  std::vector<std::string> order;     // grad benchmark names in registration order
 
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
@@ -126,25 +130,28 @@ public:
     std::printf("\n| shape (M,K,N) | layout | threads | grad GFLOP/s | OpenBLAS GFLOP/s | ratio |\n");
     std::printf("|---|---|---|---:|---:|---:|\n");
     std::vector<double> ratios;
-    for (const auto& [name, gf] : best) {
-      if (name.rfind("gemm/grad/", 0) != 0)
+    for (const std::string& name : order) {
+      const auto found = best.find(name);
+      if (found == best.end())
         continue;
+      const double gf = found->second;
       const std::string rest = name.substr(10); // shape/layout/tN
       const auto peer = best.find("gemm/openblas/" + rest);
       const std::size_t s1 = rest.find('/'), s2 = rest.find('/', s1 + 1);
-      const std::string sh = rest.substr(0, s1), lay = rest.substr(s1 + 1, s2 - s1 - 1), th = rest.substr(s2 + 2);
+      const std::string sh = rest.substr(0, s1), lay = rest.substr(s1 + 1, s2 - s1 - 1),
+                        th = rest.substr(s2 + 2);
       if (peer == best.end() || peer->second <= 0) {
         std::printf("| %s | %s | %s | %.1f | - | - |\n", sh.c_str(), lay.c_str(), th.c_str(), gf);
         continue;
       }
       ratios.push_back(gf / peer->second);
-      std::printf("| %s | %s | %s | %.1f | %.1f | %.3f |\n", sh.c_str(), lay.c_str(), th.c_str(), gf, peer->second,
-                  gf / peer->second);
+      std::printf("| %s | %s | %s | %.1f | %.1f | %.3f |\n", sh.c_str(), lay.c_str(), th.c_str(), gf,
+                  peer->second, gf / peer->second);
     }
     if (!ratios.empty())
       std::printf("\nratio grad / OpenBLAS: min %.3f, max %.3f over %zu rows\n",
-                  *std::min_element(ratios.begin(), ratios.end()), *std::max_element(ratios.begin(), ratios.end()),
-                  ratios.size());
+                  *std::min_element(ratios.begin(), ratios.end()),
+                  *std::max_element(ratios.begin(), ratios.end()), ratios.size());
   }
 };
 
@@ -168,25 +175,32 @@ int main(int argc, char** argv) {
     const char* name;
     bool ta, tb;
   } layouts[] = {{"NN", false, false}, {"NT", false, true}, {"TN", true, false}};
+  table_reporter reporter;
+  // One thread: rates from the thread's CPU time, which other jobs on a shared machine disturb far
+  // less than wall time. Two threads: wall time (the only meaningful one).
   for (int threads : {1, 2})
     for (const shape& s : shapes)
       for (const auto& l : layouts) {
         char suffix[96];
         std::snprintf(suffix, sizeof suffix, "%s/%s/t%d", shape_name(s).c_str(), l.name, threads);
-        benchmark::RegisterBenchmark((std::string("gemm/grad/") + suffix).c_str(), bench_grad, s, l.ta, l.tb, threads)
-            ->UseRealTime()
-            ->Unit(benchmark::kMicrosecond);
+        const std::string ours = std::string("gemm/grad/") + suffix;
+        reporter.order.push_back(ours);
+        auto* b = benchmark::RegisterBenchmark(ours.c_str(), bench_grad, s, l.ta, l.tb, threads);
+        b->Unit(benchmark::kMicrosecond);
+        if (threads > 1)
+          b->UseRealTime();
 #ifdef GRAD_BENCH_HAVE_OPENBLAS
-        benchmark::RegisterBenchmark((std::string("gemm/openblas/") + suffix).c_str(), bench_openblas, s, l.ta, l.tb, threads)
-            ->UseRealTime()
-            ->Unit(benchmark::kMicrosecond);
+        auto* p = benchmark::RegisterBenchmark((std::string("gemm/openblas/") + suffix).c_str(),
+                                               bench_openblas, s, l.ta, l.tb, threads);
+        p->Unit(benchmark::kMicrosecond);
+        if (threads > 1)
+          p->UseRealTime();
 #endif
       }
 
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv))
     return 1;
-  table_reporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   reporter.print_table();
   benchmark::Shutdown();

@@ -7,12 +7,14 @@
 #include <grad/kernels/parallel.hpp>
 #include <grad/kernels/reference/gemm.hpp>
 
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <limits>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -72,8 +74,8 @@ std::vector<T> check_case(const gemm_case& t, const operands<T>& op) {
   const T alpha = static_cast<T>(t.alpha), beta = static_cast<T>(t.beta);
   grad::kernels::gemm<T>(t.ta, t.tb, t.m, t.n, t.k, alpha, op.a.data(), op.lda, op.b.data(), op.ldb, beta,
                          c.data(), op.ldc);
-  grad::kernels::reference::gemm<T>(t.ta, t.tb, t.m, t.n, t.k, alpha, op.a.data(), op.lda, op.b.data(), op.ldb,
-                                    beta, ref.data(), op.ldc);
+  grad::kernels::reference::gemm<T>(t.ta, t.tb, t.m, t.n, t.k, alpha, op.a.data(), op.lda, op.b.data(),
+                                    op.ldb, beta, ref.data(), op.ldc);
   // Error bound of a k-term dot product of values in [-1, 1], with sqrt(k) growth for random signs
   // (a wrong or missing term is off by about 0.25, far above it).
   const double eps = std::numeric_limits<T>::epsilon();
@@ -128,17 +130,20 @@ TEST_CASE_TEMPLATE("gemm: small shapes, every layout", T, float, double) {
           check_case<T>({lay.ta, lay.tb, m, n, k, 1.0, 0.0}, rng);
 }
 
-TEST_CASE_TEMPLATE("gemm: blocked shapes (register, cache and depth blocks), every layout", T, float, double) {
+TEST_CASE_TEMPLATE("gemm: blocked shapes (register, cache and depth blocks), every layout", T, float,
+                   double) {
   grad::set_num_threads(1);
   std::mt19937 rng(2);
   // Around MR = 6, NR = 16..64, MC = 192, NC = 512, KC = 512 floats / 256 doubles, and primes.
   const gemm_case shapes[] = {
-      {false, false, 64, 65, 127},   {false, false, 200, 257, 31},  {false, false, 127, 200, 257},
-      {false, false, 257, 64, 600},  {false, false, 13, 523, 65},   {false, false, 65, 17, 513},
-      {false, false, 2, 300, 200},   {false, false, 300, 3, 200},   {false, false, 5, 1, 700},
-      {false, false, 1, 257, 513},   {false, false, 257, 1, 513},   {false, false, 199, 77, 1100},
-      {false, false, 64, 10, 256},   {false, false, 31, 513, 7},    {false, false, 100, 5, 600},
-      {false, false, 513, 2, 70},
+      {false, false, 64, 65, 127},  {false, false, 200, 257, 31}, {false, false, 127, 200, 257},
+      {false, false, 257, 64, 600}, {false, false, 13, 523, 65},  {false, false, 65, 17, 513},
+      {false, false, 2, 300, 200},  {false, false, 300, 3, 200},  {false, false, 5, 1, 700},
+      {false, false, 1, 257, 513},  {false, false, 257, 1, 513},  {false, false, 199, 77, 1100},
+      {false, false, 64, 10, 256},  {false, false, 31, 513, 7},   {false, false, 100, 5, 600},
+      {false, false, 513, 2, 70},   {false, false, 50, 6, 45},    {false, false, 40, 7, 300},
+      {false, false, 200, 20, 50},  {false, false, 20, 100, 64},  {false, false, 24, 200, 300},
+      {false, false, 150, 17, 40},  {false, false, 70, 40, 30},
   };
   for (const layout lay : layouts)
     for (gemm_case t : shapes) {
@@ -216,25 +221,28 @@ TEST_CASE_TEMPLATE("gemm_batched: strides and broadcasts", T, float, double) {
     std::size_t batch, m, n, k;
     bool bcast_a, bcast_b, sum_c;
   };
-  const bcase cases[] = {{3, 7, 9, 5, false, false, false},    {4, 33, 20, 17, true, false, false},
-                         {3, 20, 33, 17, false, true, false},  {5, 64, 70, 90, false, false, false},
+  const bcase cases[] = {{3, 7, 9, 5, false, false, false},      {4, 33, 20, 17, true, false, false},
+                         {3, 20, 33, 17, false, true, false},    {5, 64, 70, 90, false, false, false},
                          {3, 150, 130, 140, false, true, false}, {4, 12, 13, 50, false, false, true},
-                         {2, 1, 40, 30, true, false, false},    {3, 40, 1, 30, false, true, false}};
+                         {2, 1, 40, 30, true, false, false},     {3, 40, 1, 30, false, true, false}};
   for (const layout lay : layouts)
     for (const bcase& q : cases) {
-      INFO("batch=" << q.batch << " m=" << q.m << " n=" << q.n << " k=" << q.k << " ta=" << lay.ta << " tb=" << lay.tb);
+      INFO("batch=" << q.batch << " m=" << q.m << " n=" << q.n << " k=" << q.k << " ta=" << lay.ta
+                    << " tb=" << lay.tb);
       const bool ta = lay.ta, tb = lay.tb;
       const std::size_t lda = (ta ? q.m : q.k) + 1, ldb = (tb ? q.k : q.n) + 2, ldc = q.n + 3;
       const std::size_t sa = (ta ? q.k : q.m) * lda, sb = (tb ? q.n : q.k) * ldb, sc = q.m * ldc;
-      const std::size_t stride_a = q.bcast_a ? 0 : sa, stride_b = q.bcast_b ? 0 : sb, stride_c = q.sum_c ? 0 : sc;
+      const std::size_t stride_a = q.bcast_a ? 0 : sa, stride_b = q.bcast_b ? 0 : sb,
+                        stride_c = q.sum_c ? 0 : sc;
       const std::vector<T> a = random_values<T>(q.batch * sa, rng), b = random_values<T>(q.batch * sb, rng);
       const std::vector<T> c0 = random_values<T>(q.batch * sc, rng);
       const T beta = q.sum_c ? T(1) : T(0.5);
       std::vector<T> c = c0, ref = c0;
-      grad::kernels::gemm_batched<T>(q.batch, ta, tb, q.m, q.n, q.k, T(1.5), a.data(), lda, stride_a, b.data(), ldb,
-                                     stride_b, beta, c.data(), ldc, stride_c);
-      grad::kernels::reference::gemm_batched<T>(q.batch, ta, tb, q.m, q.n, q.k, T(1.5), a.data(), lda, stride_a,
-                                                b.data(), ldb, stride_b, beta, ref.data(), ldc, stride_c);
+      grad::kernels::gemm_batched<T>(q.batch, ta, tb, q.m, q.n, q.k, T(1.5), a.data(), lda, stride_a,
+                                     b.data(), ldb, stride_b, beta, c.data(), ldc, stride_c);
+      grad::kernels::reference::gemm_batched<T>(q.batch, ta, tb, q.m, q.n, q.k, T(1.5), a.data(), lda,
+                                                stride_a, b.data(), ldb, stride_b, beta, ref.data(), ldc,
+                                                stride_c);
       const double tol = std::numeric_limits<T>::epsilon() * 8.0 * (std::sqrt(double(q.k)) + 2.0) *
                          double(q.k) * double(q.batch);
       std::size_t bad = 0;
@@ -247,9 +255,9 @@ TEST_CASE_TEMPLATE("gemm_batched: strides and broadcasts", T, float, double) {
 
 TEST_CASE_TEMPLATE("gemm: threads give the same bits as one thread", T, float, double) {
   std::mt19937 rng(7);
-  const gemm_case shapes[] = {{false, false, 300, 257, 130},  {false, false, 64, 700, 300},
-                              {false, false, 700, 40, 300},   {false, false, 1, 3000, 400},
-                              {false, false, 3000, 1, 400},   {false, false, 130, 1100, 33}};
+  const gemm_case shapes[] = {{false, false, 300, 257, 130}, {false, false, 64, 700, 300},
+                              {false, false, 700, 40, 300},  {false, false, 1, 3000, 400},
+                              {false, false, 3000, 1, 400},  {false, false, 130, 1100, 33}};
   for (const layout lay : layouts)
     for (gemm_case t : shapes) {
       t.ta = lay.ta;
@@ -268,4 +276,21 @@ TEST_CASE_TEMPLATE("gemm: threads give the same bits as one thread", T, float, d
   CHECK(grad::get_num_threads() >= 1);
   grad::set_num_threads(1);
   CHECK(grad::get_num_threads() == 1);
+}
+
+TEST_CASE("parallel_tasks: every task runs once; an exception reaches the caller") {
+  grad::set_num_threads(2);
+  std::vector<std::atomic<int>> runs(1000);
+  grad::detail::parallel_tasks(runs.size(), 2, [&](std::size_t t) { runs[t].fetch_add(1); });
+  std::size_t once = 0;
+  for (const auto& r : runs)
+    once += r.load() == 1;
+  CHECK(once == runs.size());
+  CHECK_THROWS_AS(grad::detail::parallel_tasks(100, 2,
+                                               [](std::size_t t) {
+                                                 if (t == 37)
+                                                   throw std::runtime_error("task 37");
+                                               }),
+                  std::runtime_error);
+  grad::set_num_threads(1);
 }

@@ -17,18 +17,20 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <type_traits>
 
-#include "gemm_small.hpp"
 #include "gemm_micro.hpp"
 #include "gemm_pack.hpp"
+#include "gemm_small.hpp"
 #include "parallel.hpp"
 
-namespace grad::detail {
+namespace grad::detail::gemm_impl {
 inline namespace GRAD_GEMM_ARCH_NS {
 
 /// Cache blocking for T. Sized for this project's reference machine (48 KiB L1d, 2 MiB L2 per core):
 /// an A sliver (MR x KC, 12 KiB) in L1, the B block (KC x NC, 1 MiB) plus the A block (MC x KC,
-/// 384 KiB) in L2. Measured best of a sweep (DESIGN.md section 5 and benchmarks/bench_gemm.cpp).
+/// 384 KiB) in L2. The prototype's values (DESIGN.md section 5); a sweep of KC 256..768, MC 96..288
+/// and NC 256..1024 found nothing better than 2% (within noise).
 template <class T>
 struct gemm_blocking {
   /// Depth of a block: 2 KiB of one row of A.
@@ -63,7 +65,8 @@ private:
   std::size_t size_ = 0;
 };
 
-/// This thread's scratch number `which` (0: packed A, 1: packed B, 2: vectors of the GEMV path).
+/// This thread's scratch number `which` (0: packed A, 1: packed B, 2: gathered vector of the GEMV path
+/// or B^T of the narrow path).
 inline gemm_scratch& thread_scratch(int which) {
   thread_local gemm_scratch s[3];
   return s[which];
@@ -86,9 +89,13 @@ struct gemm_problem {
 };
 
 /// ceil(x / y) * y.
-constexpr std::size_t round_up(std::size_t x, std::size_t y) noexcept { return (x + y - 1) / y * y; }
+constexpr std::size_t round_up(std::size_t x, std::size_t y) noexcept {
+  return (x + y - 1) / y * y;
+}
 /// ceil(x / y).
-constexpr std::size_t ceil_div(std::size_t x, std::size_t y) noexcept { return (x + y - 1) / y; }
+constexpr std::size_t ceil_div(std::size_t x, std::size_t y) noexcept {
+  return (x + y - 1) / y;
+}
 
 /// Splits [0, n) into ceil(n / max) near-equal blocks, each a multiple of `unit` except the last:
 /// returns the block size. Equal blocks keep a K = 784 from becoming 512 + 272.
@@ -112,17 +119,21 @@ inline constexpr std::size_t gemm_nopack_volume = 32 * 32 * 32;
 /// - transposed A is packed when it is wide: in place, the kernel touches a new cache line per k step
 ///   per sliver. With m <= 128 floats the few lines of a storage row serve all slivers from L1, and
 ///   reading in place measured 5-30% faster than packing;
-/// - B is packed when transposed (the kernel reads rows of op(B)), when it is reused by more than a
-///   couple of slivers (in place, a B block has a row per page: a TLB miss per k step, up to 2.7x
-///   slower at n = 1024), and without masked loads when a ragged edge would read past a row.
+/// - B is packed when transposed (the kernel reads rows of op(B)); when larger than 32 KiB and either
+///   reused by more than 4 slivers or spread over more than 256 KiB (in place, a B block has a row
+///   per page: a TLB miss per k step, up to 2.7x slower at n = 1024); and without masked loads when a
+///   ragged edge would make the kernel read past a row.
 template <class T>
 inline gemm_packing choose_packing(const gemm_problem<T>& pr) noexcept {
   const bool tiny = pr.m * pr.n * pr.k <= gemm_nopack_volume;
   const bool ragged = !has_masked_memops && pr.n % simd_width<T> != 0;
   const bool wide_a = pr.m * sizeof(T) > 512; // a storage row of transposed A spans > 8 cache lines
-  // In place, a kernel call walks kc rows of B: fine while they span few pages.
-  const bool few_pages = pr.m <= 4 * gemm_shape<T>::mr && pr.k * pr.ldb * sizeof(T) <= (std::size_t(256) << 10);
-  return {pr.ta && wide_a && !tiny, pr.tb || ragged || !(tiny || few_pages)};
+  // In place, a kernel call walks kc rows of B: fine while they span few pages (and a B that fits L1
+  // gains nothing from a copy: 4-6% faster at 64^3).
+  const std::size_t b_bytes = pr.k * pr.ldb * sizeof(T);
+  const bool in_place_b = b_bytes <= (std::size_t(32) << 10) ||
+                          (pr.m <= 4 * gemm_shape<T>::mr && b_bytes <= (std::size_t(256) << 10));
+  return {pr.ta && wide_a && !tiny, pr.tb || ragged || !(tiny || in_place_b)};
 }
 
 /// Micro-tile of a problem whose C is stored transposed: computed into a local tile, then written
@@ -213,8 +224,8 @@ void gemm_tile(const gemm_problem<T>& pr, gemm_packing pk, std::size_t i0, std::
 }
 
 /// Products below this many multiply-adds run on one thread: a parallel region costs a few
-/// microseconds (more when the workers have gone to sleep), about what 2^19 multiply-adds take.
-inline constexpr std::size_t gemm_parallel_volume = std::size_t(1) << 19;
+/// microseconds, tens when the workers have gone to sleep (2^20 multiply-adds take about 10 us).
+inline constexpr std::size_t gemm_parallel_volume = std::size_t(1) << 20;
 
 /// How C is cut into tasks: mp row ranges by np column ranges.
 struct gemm_split {
@@ -241,8 +252,7 @@ inline gemm_split choose_split(const gemm_problem<T>& pr, int threads) noexcept 
     const std::size_t np = target / mp;
     if (mp > max_mp || np > max_np)
       continue;
-    const double cost =
-        double(mp - 1) * double(pr.n) * (pr.tb ? 2.0 : 1.0) + double(np - 1) * double(pr.m);
+    const double cost = double(mp - 1) * double(pr.n) * (pr.tb ? 2.0 : 1.0) + double(np - 1) * double(pr.m);
     if (best < 0 || cost < best) {
       best = cost;
       s.mp = mp;
@@ -315,15 +325,16 @@ void gemm_vector(const gemm_problem<T>& pr, int threads) {
 }
 
 /// The same product computed as C^T = op(B)^T op(A)^T: A and B trade places and C is written
-/// transposed. Used when C is narrower than a vector (e.g. 64 x 10): the micro-kernel's vectors then
-/// run along the long side instead of being mostly padding.
+/// transposed. Used for a thin C (e.g. 64 x 10) with A transposed: the micro-kernel's vectors then run
+/// along the long side instead of being mostly padding.
 template <class T>
 gemm_problem<T> transposed_problem(const gemm_problem<T>& pr) noexcept {
-  return {!pr.tb, !pr.ta, !pr.ct, pr.n, pr.m, pr.k, pr.alpha, pr.b, pr.ldb, pr.a, pr.lda, pr.beta, pr.c, pr.ldc};
+  return {!pr.tb, !pr.ta, !pr.ct, pr.n,   pr.m,    pr.k, pr.alpha,
+          pr.b,   pr.ldb, pr.a,   pr.lda, pr.beta, pr.c, pr.ldc};
 }
 
-/// C narrower than a vector with A not transposed: dot products of rows of A and of B^T (a transposed
-/// copy of the thin B when B is not stored transposed), split over row blocks when large.
+/// Thin C with A not transposed: dot products of rows of A and of B^T (a transposed copy of the thin B
+/// when B is not stored transposed), split over row blocks when large.
 template <class T>
 void gemm_narrow(const gemm_problem<T>& pr, int threads) {
   const T* bt = pr.b;
@@ -359,19 +370,18 @@ void gemm_run(const gemm_problem<T>& pr, int threads) {
     gemm_vector(pr, threads);
     return;
   }
-  gemm_problem<T> run = pr;
+  // A thin C (fewer columns than a micro-tile) wastes the broadcast kernel: a row of C that is one
+  // vector gives only MR FMA chains (latency-bound), and a ragged last vector can be mostly padding
+  // (n = 20 floats: 37% of the work). Measured 8-44% faster done another way when that is over 25%:
+  // - A not transposed: dot products along k (rows of A against rows of B^T), nothing wasted;
+  // - A transposed: C^T = op(B)^T op(A)^T, whose vectors run along m, where A is contiguous.
   constexpr std::size_t w = simd_width<T>;
-  if (pr.n < w && pr.m >= 2 * w && !pr.ta) {
-    // C narrower than a vector: the broadcast kernel would waste most lanes.
+  const bool thin = pr.n < gemm_shape<T>::nr && (pr.n <= w || 4 * pr.n < 3 * round_up(pr.n, w));
+  if (thin && !pr.ta && pr.m >= 2 * w) {
     gemm_narrow(pr, threads);
     return;
   }
-  // C narrow and tall, with A stored transposed: computing C^T puts the vectors along m, where A is
-  // contiguous, and nothing needs transposing. Worth it when a row of C is one vector (only MR FMA
-  // chains: latency-bound) or when over a quarter of its lanes would be padding (n = 20: 37%).
-  if (pr.ta && pr.n < gemm_shape<T>::nr && pr.m >= gemm_shape<T>::nr &&
-      (pr.n <= w || 4 * pr.n < 3 * round_up(pr.n, w)))
-    run = transposed_problem(pr);
+  const gemm_problem<T> run = thin && pr.ta && pr.m >= gemm_shape<T>::nr ? transposed_problem(pr) : pr;
   const gemm_packing pk = choose_packing(run);
   const gemm_split s = choose_split(run, threads);
   parallel_tasks(s.mp * s.np, threads, [&](std::size_t t) {
@@ -381,7 +391,7 @@ void gemm_run(const gemm_problem<T>& pr, int threads) {
 }
 
 } // namespace GRAD_GEMM_ARCH_NS
-} // namespace grad::detail
+} // namespace grad::detail::gemm_impl
 
 namespace grad::kernels {
 inline namespace GRAD_GEMM_ARCH_NS {
@@ -394,8 +404,9 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
           std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "gemm: T must be float or double");
-  detail::gemm_run(detail::gemm_problem<T>{trans_a, trans_b, false, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc},
-                   get_num_threads());
+  namespace gi = detail::gemm_impl;
+  gi::gemm_run(gi::gemm_problem<T>{trans_a, trans_b, false, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc},
+               get_num_threads());
 }
 
 /// Batched GEMM: for i in [0, batch), C_i = alpha * op(A_i) op(B_i) + beta * C_i with A_i = a + i *
@@ -408,27 +419,25 @@ void gemm_batched(std::size_t batch, bool trans_a, bool trans_b, std::size_t m, 
                   std::size_t stride_b, T beta, T* c, std::size_t ldc, std::size_t stride_c) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                 "gemm_batched: T must be float or double");
+  namespace gi = detail::gemm_impl;
   const int threads = get_num_threads();
   auto item = [&](std::size_t i) {
-    return detail::gemm_problem<T>{trans_a, trans_b, false, m,    n,    k,
-                                   alpha,   a + i * stride_a, lda, b + i * stride_b, ldb,
-                                   beta,    c + i * stride_c, ldc};
+    return gi::gemm_problem<T>{
+        trans_a, trans_b,          false, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb,
+        beta,    c + i * stride_c, ldc};
   };
-  // Small products: one task per matrix (whole matrices per thread: no packing is shared, and each
+  // Small products: whole matrices per task, so no parallel region is opened per product (and each
   // result is computed exactly as a single gemm would). Large ones parallelise inside each product.
-  if (batch > 1 && stride_c != 0 && m * n * k < detail::gemm_parallel_volume) {
-    detail::parallel_tasks(batch * m * n * k >= detail::gemm_parallel_volume ? batch : 1, threads,
-                           [&](std::size_t t) {
-                             if (batch * m * n * k >= detail::gemm_parallel_volume)
-                               detail::gemm_run(item(t), 1);
-                             else
-                               for (std::size_t i = 0; i < batch; ++i)
-                                 detail::gemm_run(item(i), 1);
-                           });
+  if (batch > 1 && stride_c != 0 && m * n * k < gi::gemm_parallel_volume) {
+    const bool split = batch * m * n * k >= gi::gemm_parallel_volume;
+    detail::parallel_tasks(split ? batch : 1, threads, [&](std::size_t t) {
+      for (std::size_t i = split ? t : 0; i < (split ? t + 1 : batch); ++i)
+        gi::gemm_run(item(i), 1);
+    });
     return;
   }
   for (std::size_t i = 0; i < batch; ++i)
-    detail::gemm_run(item(i), threads);
+    gi::gemm_run(item(i), threads);
 }
 
 } // namespace GRAD_GEMM_ARCH_NS

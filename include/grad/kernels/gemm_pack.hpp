@@ -8,7 +8,7 @@
 
 #include "gemm_micro.hpp"
 
-namespace grad::detail {
+namespace grad::detail::gemm_impl {
 inline namespace GRAD_GEMM_ARCH_NS {
 
 /// Packs the mc x kc block of op(A) for A stored transposed (k x m, leading dimension lda) into
@@ -61,7 +61,8 @@ constexpr std::size_t packed_b_width(std::size_t nc, std::size_t jr) noexcept {
 /// stride packed_b_width. Transposed B (stored n x k) goes through W x W in-register transposes, so
 /// A B^T costs about the same as A B.
 template <class T>
-inline void pack_b(bool trans_b, const T* b, std::size_t ldb, std::size_t kc, std::size_t nc, T* dst) noexcept {
+inline void pack_b(bool trans_b, const T* b, std::size_t ldb, std::size_t kc, std::size_t nc,
+                   T* dst) noexcept {
   using V = simd<T>;
   constexpr std::size_t w = simd_width<T>;
   constexpr std::size_t nr = gemm_shape<T>::nr;
@@ -113,4 +114,4 @@ inline void pack_b(bool trans_b, const T* b, std::size_t ldb, std::size_t kc, st
 }
 
 } // namespace GRAD_GEMM_ARCH_NS
-} // namespace grad::detail
+} // namespace grad::detail::gemm_impl

@@ -53,7 +53,7 @@
 #endif
 #endif
 
-namespace grad::detail {
+namespace grad::detail::gemm_impl {
 inline namespace GRAD_GEMM_ARCH_NS {
 
 /// True when the target has AVX-512 mask registers: partial loads and stores are single instructions
@@ -73,13 +73,13 @@ inline constexpr int simd_registers =
 #elif defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
     16;
 #else
-    8;
+        8;
 #endif
 
 /// Mask selecting the first `n` of the lanes of one simd<T> (only meaningful with has_masked_memops).
 template <class T>
 inline std::uint32_t lane_mask(std::size_t n) noexcept {
-  return n >= simd_width<T> ? (std::uint32_t(1) << simd_width<T>) - 1u : (std::uint32_t(1) << n) - 1u;
+  return n >= simd_width<T> ? (std::uint32_t(1) << simd_width<T>)-1u : (std::uint32_t(1) << n) - 1u;
 }
 
 /// Loads lanes selected by `mask` from p (others zero). Needs has_masked_memops; elsewhere a full load.
@@ -265,4 +265,4 @@ inline void transpose_square(simd<T>* r) noexcept {
 #endif
 
 } // namespace GRAD_GEMM_ARCH_NS
-} // namespace grad::detail
+} // namespace grad::detail::gemm_impl

@@ -8,15 +8,15 @@
 
 #include "gemm_simd.hpp"
 
-namespace grad::detail {
+namespace grad::detail::gemm_impl {
 inline namespace GRAD_GEMM_ARCH_NS {
 
 /// y[i * incy] = alpha * dot(x, A row i) + beta * y[i * incy] for i in [0, rows); row i at a + i * lda
 /// and x both contiguous over [0, k). Four rows share each load of x; two accumulators per row hide
 /// the FMA latency.
 template <class T>
-inline void gemv_dot(std::size_t rows, std::size_t k, T alpha, const T* a, std::size_t lda, const T* x, T beta,
-                     T* y, std::size_t incy) noexcept {
+inline void gemv_dot(std::size_t rows, std::size_t k, T alpha, const T* a, std::size_t lda, const T* x,
+                     T beta, T* y, std::size_t incy) noexcept {
   using V = simd<T>;
   constexpr std::size_t w = simd_width<T>;
   auto finish = [&](std::size_t i, T dot) {
@@ -88,8 +88,9 @@ inline void gemv_axpy(std::size_t cols, std::size_t k, T alpha, const T* x, std:
       s[v] = t[v] = V(T(0));
     const T* bj = b + j;
     // The last vector of a ragged chunk is a partial load (a single masked load with AVX-512).
-    auto row = [&](const T* r, std::size_t v) { return v + 1 < vecs || tail == w ? V::load_unaligned(r + v * w)
-                                                                                  : load_partial(r + v * w, tail); };
+    auto row = [&](const T* r, std::size_t v) {
+      return v + 1 < vecs || tail == w ? V::load_unaligned(r + v * w) : load_partial(r + v * w, tail);
+    };
     std::size_t p = 0;
     if (vecs == nv && tail == w) { // full chunk: fixed trip counts the compiler unrolls
       for (; p + 2 <= k; p += 2) {
@@ -178,7 +179,8 @@ inline constexpr std::size_t dot_accumulators = simd_registers >= 32 ? 16 : 8;
 /// Ragged tiles repeat their last row or column (computed and dropped).
 template <class T, std::size_t TC>
 inline void dot_tiles(std::size_t m, std::size_t n, std::size_t j0, std::size_t k, T alpha, const T* a,
-                      std::size_t lda, const T* bt, std::size_t ldbt, T beta, T* c, std::size_t ldc) noexcept {
+                      std::size_t lda, const T* bt, std::size_t ldbt, T beta, T* c,
+                      std::size_t ldc) noexcept {
   using V = simd<T>;
   constexpr std::size_t w = simd_width<T>, tc = TC, tr = dot_accumulators / TC;
   const std::size_t kfull = k / w * w, ktail = k - kfull;
@@ -248,4 +250,4 @@ inline void gemm_dot(std::size_t m, std::size_t n, std::size_t k, T alpha, const
 }
 
 } // namespace GRAD_GEMM_ARCH_NS
-} // namespace grad::detail
+} // namespace grad::detail::gemm_impl

@@ -36,8 +36,8 @@ void gemm_batched(std::size_t batch, bool trans_a, bool trans_b, std::size_t m, 
                   T alpha, const T* a, std::size_t lda, std::size_t stride_a, const T* b, std::size_t ldb,
                   std::size_t stride_b, T beta, T* c, std::size_t ldc, std::size_t stride_c) {
   for (std::size_t i = 0; i < batch; ++i)
-    gemm(trans_a, trans_b, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta, c + i * stride_c,
-         ldc);
+    gemm(trans_a, trans_b, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
+         c + i * stride_c, ldc);
 }
 
 } // namespace grad::kernels::reference
