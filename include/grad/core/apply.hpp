@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "grad/core/broadcast.hpp"
+#include "grad/core/profile_hook.hpp"
 #include "grad/core/tape.hpp"
 #include "grad/core/tensor.hpp"
 
@@ -177,6 +178,27 @@ struct op_node final : node {
     op.backward(c);
     c.finish();
   }
+  std::uint64_t backward_flops() const override {
+    // An op may count its backward itself (a matrix product's backward costs one product per input
+    // that needs a gradient); otherwise the backward is counted like the forward.
+    if constexpr (requires(const Op& o, std::span<const bool> s) {
+                    { o.backward_flops(std::uint64_t{}, s) } -> std::convertible_to<std::uint64_t>;
+                  }) {
+      std::array<bool, 8> fixed{};
+      const std::size_t n = inputs.size();
+      if (n <= fixed.size()) {
+        for (std::size_t i = 0; i < n; ++i)
+          fixed[i] = inputs[i]->requires_grad;
+        return op.backward_flops(flops, std::span<const bool>(fixed.data(), n));
+      }
+      auto buf = std::make_unique<bool[]>(n);
+      for (std::size_t i = 0; i < n; ++i)
+        buf[i] = inputs[i]->requires_grad;
+      return op.backward_flops(flops, std::span<const bool>(buf.get(), n));
+    } else {
+      return flops;
+    }
+  }
   bool output_alive() const noexcept override { return !output.expired(); }
   bool has_output_grad() const noexcept override {
     auto out = output.lock();
@@ -193,10 +215,18 @@ struct op_node final : node {
 template <class T, class Op, class Inputs>
 basic_tensor<T> run_op(Op op, Inputs ins, const shape_type& out_shape, std::uint64_t flops) {
   auto out = std::make_shared<tensor_impl<T>>();
+  op_event_sink* const sink = active_op_sink();
+  const std::int64_t t0 = sink ? profile_clock_ns() : 0;
   out->value = empty_array<T>(out_shape);
   {
     op_context<T, Op, Inputs> c(op, ins, *out);
     op.forward(c);
+  }
+  if (sink) {
+    std::uint64_t bytes = out->value.size();
+    for (const auto& p : ins)
+      bytes += p->value.size();
+    sink->record(Op::name, op_phase::forward, t0, profile_clock_ns() - t0, flops, bytes * sizeof(T));
   }
   bool record = false;
   if (is_grad_enabled())

@@ -29,6 +29,8 @@ struct node {
   virtual ~node() = default;
   /// Runs the op's backward: reads the output's gradient, accumulates into the inputs' gradients.
   virtual void backward() = 0;
+  /// FLOPs of this node's backward (for the profiler).
+  virtual std::uint64_t backward_flops() const { return flops; }
   /// False once nothing can read the output any more (no handle, no later node): the node is dead.
   virtual bool output_alive() const noexcept = 0;
   /// True when the output received a gradient in the current backward pass.

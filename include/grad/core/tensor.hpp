@@ -12,6 +12,7 @@
 
 #include "grad/core/broadcast.hpp"
 #include "grad/core/error.hpp"
+#include "grad/core/profile_hook.hpp"
 #include "grad/core/shape.hpp"
 #include "grad/core/tape.hpp"
 #include "grad/core/tensor_impl.hpp"
@@ -190,9 +191,20 @@ void run_backward(const basic_tensor<T>& root, const basic_tensor<T>* seed, back
   const std::uint64_t pass = ++backward_pass();
   seed_into(r.grad_for_pass(pass));
   // Creation order is a topological order: a reverse walk visits every node after all its consumers.
-  for (std::size_t i = last + 1; i-- > 0;)
-    if (nodes[i]->has_output_grad())
-      nodes[i]->backward();
+  if (op_event_sink* const sink = active_op_sink()) {
+    for (std::size_t i = last + 1; i-- > 0;)
+      if (nodes[i]->has_output_grad()) {
+        const std::int64_t t0 = profile_clock_ns();
+        nodes[i]->backward();
+        // Bytes: the forward's operands are read again and their gradients written (an estimate).
+        sink->record(nodes[i]->name, op_phase::backward, t0, profile_clock_ns() - t0,
+                     nodes[i]->backward_flops(), 2 * nodes[i]->bytes);
+      }
+  } else {
+    for (std::size_t i = last + 1; i-- > 0;)
+      if (nodes[i]->has_output_grad())
+        nodes[i]->backward();
+  }
   for (std::size_t i = 0; i <= last; ++i)
     nodes[i]->release_output_grad();
   if (!opt.retain_graph)

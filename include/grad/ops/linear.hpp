@@ -4,6 +4,8 @@
 /// transposed in place (no transpose copy), the bias added in the same pass over y.
 
 #include <algorithm>
+#include <cstdint>
+#include <span>
 #include <string>
 
 #include "grad/core/apply.hpp"
@@ -15,6 +17,7 @@ namespace ops {
 /// x (..., in) @ W^T (in, out) + b (out) -> (..., out). Inputs: x, W and optionally b.
 struct linear_op {
   static constexpr std::string_view name = "linear";
+  std::uint64_t out_numel_ = 0; ///< M N of the last forward
 
   static shape_type check(const shape_type& x, const shape_type& w) {
     if (w.size() != 2)
@@ -42,10 +45,19 @@ struct linear_op {
                       const shape_type&) const {
     return 2ull * numel(out) * x.back() + numel(out);
   }
+  /// Backward: dx = dy W and dW = dy^T x each cost the forward's product (2 M N K); db sums dy's
+  /// M N values.
+  std::uint64_t backward_flops(std::uint64_t forward, std::span<const bool> needs) const {
+    const std::uint64_t bias = needs.size() > 2 ? out_numel_ : 0;
+    const std::uint64_t product = forward - bias;
+    return product * (std::uint64_t(needs[0]) + std::uint64_t(needs[1])) +
+           (needs.size() > 2 && needs[2] ? bias : 0);
+  }
 
   template <class C>
-  void forward(C& c) const {
+  void forward(C& c) {
     using T = typename C::value_type;
+    out_numel_ = c.out().size();                                      // for backward_flops
     const std::size_t k = c.in(1).shape()[1], n = c.in(1).shape()[0]; // in, out
     const std::size_t m = k ? c.in(0).size() / k : c.out().size() / std::max<std::size_t>(n, 1);
     T* y = c.out().data();

@@ -2,6 +2,8 @@
 /// @file ops/matmul.hpp
 /// matmul with NumPy/PyTorch semantics: 1-d and 2-d operands, batched 3-d and more, broadcast batch.
 
+#include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -66,6 +68,10 @@ struct matmul_op {
   std::uint64_t flops(const shape_type&, const shape_type& a, const shape_type& b) const {
     const dims d = dims_of(a, b);
     return 2ull * numel(d.batch) * d.m * d.n * d.k;
+  }
+  /// Backward: one product of the forward's size per operand that needs a gradient.
+  std::uint64_t backward_flops(std::uint64_t forward, std::span<const bool> needs) const {
+    return forward * (std::uint64_t(needs[0]) + std::uint64_t(needs[1]));
   }
   /// Gradients arrive with the broadcast batch in front of each operand's own matrix dimensions.
   shape_type grad_shape(std::size_t i, const shape_type&, const shape_type& in) const {
