@@ -1,7 +1,7 @@
 // GEMM throughput of grad::kernels::gemm, next to OpenBLAS's cblas_sgemm in the same process when
 // GRAD_BENCH_HAVE_OPENBLAS is defined. Every shape / layout / thread count is registered twice in a
 // row (grad, then OpenBLAS), and at the end a markdown table gives the best GFLOP/s of each and their
-// ratio. Typical run (benchmarks/run_gemm.sh does this):
+// ratio. Typical run (`bash benchmarks/run.sh gemm` does this):
 //   bench_gemm --benchmark_min_time=0.2 --benchmark_repetitions=3 --benchmark_enable_random_interleaving=true
 // One-thread rows are timed in thread CPU time (robust on a shared machine), two-thread rows in wall
 // time. Shapes are (M, K, N): C (M x N) = A (M x K) B (K x N); layouts NN, NT (B stored N x K, as in
@@ -18,6 +18,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -175,9 +176,21 @@ int main(int argc, char** argv) {
     const char* name;
     bool ta, tb;
   } layouts[] = {{"NN", false, false}, {"NT", false, true}, {"TN", true, false}};
-  table_reporter reporter;
   // One thread: rates from the thread's CPU time, which other jobs on a shared machine disturb far
-  // less than wall time. Two threads: wall time (the only meaningful one).
+  // less than wall time. Two threads: wall time (the only meaningful one). `--wall_time` times every
+  // row in wall time (to compare 1 and 2 threads while another process competes for the cores).
+  bool wall_time = false;
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view(argv[i]) == "--wall_time") {
+      wall_time = true;
+      for (int j = i; j + 1 < argc; ++j)
+        argv[j] = argv[j + 1];
+      --argc;
+      break;
+    }
+  if (wall_time)
+    std::printf("every row timed in wall time\n");
+  table_reporter reporter;
   for (int threads : {1, 2})
     for (const shape& s : shapes)
       for (const auto& l : layouts) {
@@ -187,13 +200,13 @@ int main(int argc, char** argv) {
         reporter.order.push_back(ours);
         auto* b = benchmark::RegisterBenchmark(ours.c_str(), bench_grad, s, l.ta, l.tb, threads);
         b->Unit(benchmark::kMicrosecond);
-        if (threads > 1)
+        if (threads > 1 || wall_time)
           b->UseRealTime();
 #ifdef GRAD_BENCH_HAVE_OPENBLAS
         auto* p = benchmark::RegisterBenchmark((std::string("gemm/openblas/") + suffix).c_str(),
                                                bench_openblas, s, l.ta, l.tb, threads);
         p->Unit(benchmark::kMicrosecond);
-        if (threads > 1)
+        if (threads > 1 || wall_time)
           p->UseRealTime();
 #endif
       }
