@@ -214,10 +214,9 @@ struct op_node final : node {
 /// forward (a mask, statistics, the broadcast batch shape) is therefore there for its backward.
 template <class T, class Op, class Inputs>
 basic_tensor<T> run_op(Op op, Inputs ins, const shape_type& out_shape, std::uint64_t flops) {
-  auto out = std::make_shared<tensor_impl<T>>();
   op_event_sink* const sink = active_op_sink();
   const std::int64_t t0 = sink ? profile_clock_ns() : 0;
-  out->value = empty_array<T>(out_shape);
+  auto out = std::make_shared<tensor_impl<T>>(empty_array<T>(out_shape));
   {
     op_context<T, Op, Inputs> c(op, ins, *out);
     op.forward(c);

@@ -55,8 +55,8 @@ public:
   /// Wraps an existing state (used by ops and factories).
   explicit basic_tensor(std::shared_ptr<impl_type> impl) noexcept : impl_(std::move(impl)) {}
   /// A leaf tensor holding `value`.
-  explicit basic_tensor(array_type value, tensor_options opt = {}) : impl_(std::make_shared<impl_type>()) {
-    impl_->value = std::move(value);
+  explicit basic_tensor(array_type value, tensor_options opt = {})
+      : impl_(std::make_shared<impl_type>(std::move(value))) {
     impl_->requires_grad = opt.requires_grad;
   }
 

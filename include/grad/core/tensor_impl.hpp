@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 
 #include "grad/detail/xtensor.hpp"
 
@@ -22,6 +23,10 @@ struct tensor_impl {
   std::uint64_t epoch = 0;     // epoch of the tape `creator` lives on (detects freed graphs)
   std::uint64_t grad_pass = 0; // backward pass that wrote `grad` of a non-leaf
 
+  tensor_impl() = default;
+  /// A tensor state holding `v` (constructing the value in place avoids the one-element buffer a
+  /// default-constructed xt::xarray allocates).
+  explicit tensor_impl(xt::xarray<T>&& v) noexcept : value(std::move(v)) {}
   /// The gradient buffer, zero-filled on first use.
   xt::xarray<T>& grad_buffer() {
     if (!grad)
