@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   dataset-fashion-mnist # Fashion-MNIST for examples 04/05 and their test
+  fortunes              # English text for example 06 (its tests do not need it)
   cmake g++ clang           # build tools (clang++ for the sanitizer stage of scripts/test.sh)
   libxtensor-dev libxsimd-dev xtl-dev
   doctest-dev               # tests

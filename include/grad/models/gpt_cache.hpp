@@ -51,8 +51,18 @@ public:
                           " at position " + std::to_string(r) + " is out of range [0, " +
                           std::to_string(batch_) + ")");
     const std::size_t nb = src_rows.size();
+    bool identity = nb == batch_; // beam search often keeps every beam where it is
+    for (std::size_t r = 0; identity && r < nb; ++r)
+      identity = src_rows[r] == r;
+    if (identity)
+      return;
     const std::size_t row = n_head_ * cap_ * hs_; // one row of one layer
-    std::vector<T> k(n_layer_ * nb * row), v(k.size());
+    // Into the spare buffers (kept between calls: no allocation or zero-fill per decoding step),
+    // which then trade places with the live ones.
+    std::vector<T>& k = spare_k_;
+    std::vector<T>& v = spare_v_;
+    k.resize(n_layer_ * nb * row);
+    v.resize(k.size());
     for (std::size_t l = 0; l < n_layer_; ++l)
       for (std::size_t r = 0; r < nb; ++r)
         for (std::size_t h = 0; h < n_head_; ++h) {
@@ -61,8 +71,8 @@ public:
           std::copy_n(k_.data() + from, len_ * hs_, k.data() + to);
           std::copy_n(v_.data() + from, len_ * hs_, v.data() + to);
         }
-    k_ = std::move(k);
-    v_ = std::move(v);
+    k_.swap(k);
+    v_.swap(v);
     batch_ = nb;
   }
 
@@ -78,7 +88,8 @@ private:
     return ((l * batch_ + b) * n_head_ + h) * cap_ * hs_;
   }
   std::size_t n_layer_ = 0, batch_ = 0, n_head_ = 0, hs_ = 0, cap_ = 0, len_ = 0;
-  std::vector<T> k_, v_; // (L, B, NH, Tmax, HS) each
+  std::vector<T> k_, v_;             // (L, B, NH, Tmax, HS) each
+  std::vector<T> spare_k_, spare_v_; // reorder's destination, reused
 };
 
 } // namespace grad::models

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,11 @@ struct causal_attention_op {
     const std::uint64_t bt = out[0], t = out[1], c = out[2];
     const std::uint64_t pairs = bt * n_head * t * (t + 1) / 2;
     return pairs * (4 * (n_head ? c / n_head : 0) + 5);
+  }
+  /// Backward per causal pair: dP = dO v^T, dv = P^T dO, dq = dS k and dk = dS^T q (2 HS multiply-adds
+  /// each) and the softmax backward: about twice the forward.
+  std::uint64_t backward_flops(std::uint64_t forward, std::span<const bool> needs) const {
+    return needs[0] ? 2 * forward : 0;
   }
 
   detail::attn_dims dims(const shape_type& qkv) const {
