@@ -3,10 +3,12 @@
 /// max_pool2d (saves the position of each window's maximum for backward) and avg_pool2d, NCHW.
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "grad/kernels/parallel.hpp"
 #include "grad/ops/conv.hpp"
 
 namespace grad {
@@ -46,6 +48,16 @@ struct pool_base {
     g.ow = detail::window_out(op, g.w, g.kw, st.w, padding.w, dilation.w, x);
     return g;
   }
+  /// Taps t in [0, k) of the window at output o whose input o s + t d - p lies in [0, n).
+  static detail::conv_range window_taps(std::size_t o, std::size_t s, std::size_t p, std::size_t d,
+                                        std::size_t k, std::size_t n) noexcept {
+    const std::size_t start = o * s; // input position of tap 0, plus the padding
+    if (start >= n + p)
+      return {0, 0};
+    const std::size_t lo = start >= p ? 0 : (p - start + d - 1) / d;
+    const std::size_t hi = std::min(k, (n - 1 + p - start) / d + 1);
+    return {std::min(lo, hi), hi};
+  }
   /// Calls f(plane, out_index, iy, ix, inside) for every tap of every window; iy, ix are signed.
   template <class F>
   static void taps(const detail::conv_geom& g, std::size_t oy, std::size_t ox, F f) {
@@ -65,7 +77,9 @@ struct pool_base {
 /// Maximum of each window; backward routes the gradient to the saved argmax (the first maximum on ties).
 struct max_pool2d_op : pool_base {
   static constexpr std::string_view name = "max_pool2d";
-  std::vector<std::size_t> argmax; // (N, C, OH, OW): flat index into x of each window's maximum
+  /// No tap of the window lies inside the image (possible with dilation): output -inf, no gradient.
+  static constexpr std::uint32_t no_tap = ~std::uint32_t(0);
+  std::vector<std::uint32_t> argmax; // (N, C, OH, OW): offset in its plane of each window's maximum
 
   /// The op for a kernel and options; out of line for the reason given at conv2d_op::make.
   [[gnu::noinline]] static max_pool2d_op make(size2 kernel, const max_pool2d_options& opt) {
@@ -84,42 +98,73 @@ struct max_pool2d_op : pool_base {
   std::uint64_t flops(const shape_type& out, const shape_type&) const {
     return numel(out) * kernel.h * kernel.w;
   }
+  /// Threads for `taps` window taps: 1 when too few to pay for a parallel region.
+  static int threads_for(std::size_t taps) { return taps >= (std::size_t(1) << 16) ? get_num_threads() : 1; }
+
+  // Planes (n, c) are independent: split over threads, each writes only its own outputs and argmaxes.
   template <class C>
   void forward(C& c) {
     using T = typename C::value_type;
     const auto g = geom(name, detail::to_shape<T>(c.in(0).shape()));
+    if (g.h * g.w >= no_tap)
+      throw value_error("max_pool2d: planes of 2^32 - 1 pixels or more are not supported, got " +
+                        std::to_string(g.h) + " x " + std::to_string(g.w));
     const T* x = c.in(0).data();
     T* y = c.out().data();
-    argmax.assign(c.out().size(), 0);
-    std::size_t o = 0;
-    for (std::size_t p = 0; p < g.n * g.c; ++p) {
+    argmax.resize(c.out().size());
+    const std::size_t planes = g.n * g.c, plane_out = g.oh * g.ow;
+    detail::parallel_tasks(planes, threads_for(c.out().size() * g.kh * g.kw), [&](std::size_t p) {
       const T* xp = x + p * g.h * g.w;
-      for (std::size_t oy = 0; oy < g.oh; ++oy)
-        for (std::size_t ox = 0; ox < g.ow; ++ox, ++o) {
-          T m = -std::numeric_limits<T>::infinity();
-          std::size_t best = 0;
-          bool found = false;
-          taps(g, oy, ox, [&](bool inside, std::size_t i) {
-            // NaN wins, as in PyTorch; the padding is -inf and never wins
-            if (inside && (!found || xp[i] > m || std::isnan(xp[i])) && !std::isnan(m)) {
-              m = xp[i];
-              best = i;
-              found = true;
+      T* yp = y + p * plane_out;
+      std::uint32_t* ap = argmax.data() + p * plane_out;
+      for (std::size_t oy = 0; oy < g.oh; ++oy) {
+        const detail::conv_range ar = window_taps(oy, g.stride.h, g.pad.h, g.dil.h, g.kh, g.h);
+        for (std::size_t ox = 0; ox < g.ow; ++ox) {
+          const detail::conv_range br = window_taps(ox, g.stride.w, g.pad.w, g.dil.w, g.kw, g.w);
+          const std::size_t o = oy * g.ow + ox;
+          if (ar.lo == ar.hi || br.lo == br.hi) {
+            yp[o] = -std::numeric_limits<T>::infinity();
+            ap[o] = no_tap;
+            continue;
+          }
+          const std::size_t y0 = oy * g.stride.h - g.pad.h, x0 = ox * g.stride.w - g.pad.w; // wrap, then add
+          std::size_t best = (y0 + ar.lo * g.dil.h) * g.w + x0 + br.lo * g.dil.w;
+          T m = xp[best];
+          for (std::size_t a = ar.lo; a < ar.hi; ++a) {
+            const std::size_t row = (y0 + a * g.dil.h) * g.w + x0;
+            for (std::size_t b = br.lo; b < br.hi; ++b) {
+              const std::size_t i = row + b * g.dil.w;
+              const T v = xp[i];
+              // strictly greater: the first maximum wins ties; NaN wins, as in PyTorch, and stays
+              if (v > m || (v != v && m == m)) {
+                m = v;
+                best = i;
+              }
             }
-          });
-          y[o] = m;
-          argmax[o] = p * g.h * g.w + best;
+          }
+          yp[o] = m;
+          ap[o] = static_cast<std::uint32_t>(best);
         }
-    }
+      }
+    });
   }
   template <class C>
   void backward(C& c) const {
+    using T = typename C::value_type;
     if (!c.needs_grad(0))
       return;
-    const auto* g = c.dout().data();
-    auto* dx = c.din(0).data();
-    for (std::size_t o = 0; o < argmax.size(); ++o) // d max / d x_i = 1 at the argmax, 0 elsewhere
-      dx[argmax[o]] += g[o];
+    const auto g = geom(name, detail::to_shape<T>(c.in(0).shape()));
+    const T* dy = c.dout().data();
+    T* dx = c.din(0).data();
+    const std::size_t plane_out = g.oh * g.ow;
+    detail::parallel_tasks(g.n * g.c, threads_for(argmax.size()), [&](std::size_t p) {
+      T* dxp = dx + p * g.h * g.w;
+      const T* dyp = dy + p * plane_out;
+      const std::uint32_t* ap = argmax.data() + p * plane_out;
+      for (std::size_t o = 0; o < plane_out; ++o) // d max / d x_i = 1 at the argmax, 0 elsewhere
+        if (ap[o] != no_tap)
+          dxp[ap[o]] += dyp[o];
+    });
   }
 };
 
