@@ -206,7 +206,7 @@ struct op_node final : node {
   }
   void release_output_grad() noexcept override {
     if (auto out = output.lock(); out && !out->retain_grad)
-      out->grad.reset();
+      out->release_grad();
   }
 };
 

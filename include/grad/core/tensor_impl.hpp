@@ -27,6 +27,20 @@ struct tensor_impl {
   /// A tensor state holding `v` (constructing the value in place avoids the one-element buffer a
   /// default-constructed xt::xarray allocates).
   explicit tensor_impl(xt::xarray<T>&& v) noexcept : value(std::move(v)) {}
+  tensor_impl(const tensor_impl&) = delete;
+  tensor_impl& operator=(const tensor_impl&) = delete;
+  /// Large value and gradient buffers go back to this thread's array pool for reuse.
+  ~tensor_impl() {
+    recycle_array(std::move(value));
+    release_grad();
+  }
+  /// Drops the gradient (a large buffer goes back to the array pool).
+  void release_grad() noexcept {
+    if (grad) {
+      recycle_array(std::move(*grad));
+      grad.reset();
+    }
+  }
   /// The gradient buffer, zero-filled on first use.
   xt::xarray<T>& grad_buffer() {
     if (!grad)
@@ -38,7 +52,7 @@ struct tensor_impl {
   /// gradient belongs to one pass, so a gradient kept by retain_grad is not propagated twice.
   xt::xarray<T>& grad_for_pass(std::uint64_t pass) {
     if (creator && grad_pass != pass) {
-      grad.reset();
+      release_grad();
       grad_pass = pass;
     }
     return grad_buffer();
