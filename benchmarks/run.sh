@@ -5,6 +5,7 @@
 #
 #   bash benchmarks/run.sh                 every benchmark (about 15-25 minutes)
 #   bash benchmarks/run.sh gemm conv       only bench_gemm and bench_conv (others keep their old section)
+#   bash benchmarks/run.sh --assemble      only rewrite the report (sections of earlier runs, summary.md)
 #   OUT=/tmp/perf.md bash benchmarks/run.sh  write somewhere else
 #
 # Environment: REPS (repetitions per benchmark, default 3), MIN_TIME (seconds, default 0.2),
@@ -24,6 +25,8 @@ sections_dir="$build/sections"
 
 all=(gemm gemm_busy elementwise mlp_step conv gpt_step gpt2_generate tape)
 if (($# > 0)); then selected=("$@"); else selected=("${all[@]}"); fi
+# `bash benchmarks/run.sh --assemble` only rewrites the report from the sections of earlier runs.
+if [[ ${1:-} == --assemble ]]; then selected=(); fi
 
 # Debian's OpenBLAS 0.3.21 does not recognise AVX-512 CPUs newer than it and falls back to a slow
 # generic kernel; SkylakeX is its fastest kernel here. LibTorch's products go through the same library.
@@ -31,6 +34,7 @@ if grep -q avx512f /proc/cpuinfo 2>/dev/null; then
   export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX}
 fi
 
+if ((${#selected[@]} > 0)); then
 echo "==> configure and build $build"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DGRAD_NATIVE=ON -DGRAD_BUILD_BENCHMARKS=ON \
   -DGRAD_BUILD_TESTS=OFF -DGRAD_BUILD_EXAMPLES=OFF >"$build.configure.log" 2>&1 ||
@@ -39,6 +43,7 @@ targets=()
 for b in "${selected[@]}"; do [[ $b == gemm_busy ]] || targets+=("bench_$b"); done
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}"
 
+fi
 mkdir -p "$sections_dir"
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 # The examples to run, in this order. A name without an examples/<name>.cpp is skipped with a note.
-examples=(01_linear_regression 02_seven_days 03_sum_of_sigmoids)
+examples=(01_linear_regression 02_seven_days 03_sum_of_sigmoids 08_flops)
 if (($# > 0)); then
   examples=("$@")
 fi
