@@ -483,6 +483,12 @@ TEST_CASE("save_pretrained writes what transformers expects and loads back ident
   CHECK(info.eos_token_id == 50256);
   CHECK(info.bos_token_id == 50256);
   CHECK(std::equal(g.wte.data(), g.wte.data() + g.wte.numel(), g2.wte.data()));
+
+  // The member spellings, as in transformers: gpt::from_pretrained(dir) and model.save_pretrained(dir).
+  g.save_pretrained(d.path / "member");
+  const auto g3 = grad::models::gpt::from_pretrained(d.path / "member");
+  CHECK(std::equal(g.wpe.data(), g.wpe.data() + g.wpe.numel(), g3.wpe.data()));
+  CHECK(g3.config().vocab_size == 50257);
 }
 
 TEST_CASE("loading errors name the file and every problem at once") {

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <span>
 #include <string>
 #include <vector>
@@ -110,6 +111,12 @@ public:
 
   /// The configuration the model was built with.
   const gpt_config& config() const noexcept { return cfg_; }
+
+  /// Loads a Hugging Face GPT-2 directory (config.json + model.safetensors), in eval mode: the same as
+  /// from_pretrained_gpt<T>(dir) of models/gpt_pretrained.hpp, where the format is described.
+  static basic_gpt from_pretrained(const std::filesystem::path& dir);
+  /// Writes this model as a Hugging Face GPT-2 directory: the same as save_pretrained(*this, dir).
+  void save_pretrained(const std::filesystem::path& dir) const;
 
   /// ids (B, T) with T <= n_positions -> logits (B, T, V), recorded on the tape when grad mode is on.
   /// Throws shape_error for ids that are not 2-d or too long, value_error for an id outside [0, V).
@@ -245,3 +252,6 @@ private:
 using gpt = basic_gpt<float>;
 
 } // namespace grad::models
+
+// The definitions of from_pretrained and save_pretrained (the checkpoint code needs the whole model).
+#include "grad/models/gpt_pretrained.hpp"

@@ -357,4 +357,14 @@ void save_pretrained(const basic_gpt<T>& model, const std::filesystem::path& dir
   io::detail::atomic_write(config, "save_pretrained", [&](io::detail::file_writer& w) { w.write(text); });
 }
 
+template <class T>
+basic_gpt<T> basic_gpt<T>::from_pretrained(const std::filesystem::path& dir) {
+  return from_pretrained_gpt<T>(dir);
+}
+
+template <class T>
+void basic_gpt<T>::save_pretrained(const std::filesystem::path& dir) const {
+  models::save_pretrained(*this, dir);
+}
+
 } // namespace grad::models
