@@ -47,7 +47,8 @@ TEST_CASE("affine: shape errors name the op and both shapes") {
   const auto x = grad::zeros<float>({2, 3});
   CHECK_THROWS_WITH_AS(grad::affine(x, grad::zeros<float>({4, 5})), doctest::Contains("affine"),
                        grad::shape_error);
-  CHECK_THROWS_WITH_AS(grad::affine(x, grad::zeros<float>({3})), doctest::Contains("(3,)"), grad::shape_error);
+  CHECK_THROWS_WITH_AS(grad::affine(x, grad::zeros<float>({3})), doctest::Contains("(3,)"),
+                       grad::shape_error);
   CHECK_THROWS_WITH_AS(grad::affine(x, grad::zeros<float>({3, 5}), grad::zeros<float>({4})),
                        doctest::Contains("bias"), grad::shape_error);
 }
