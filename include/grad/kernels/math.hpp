@@ -17,10 +17,11 @@
 /// - the fdlibm `log` scheme log1p(f) = f - (f^2/2 - s (f^2/2 + R(s^2))), s = f / (2 + f) (double).
 ///
 /// Accuracy (tests/test_kernels_math.cpp, against the C library in double / long double, results that
-/// are normal numbers): max relative error for float 0.75 ulp (exp on [-87.3, 88.7], log on every
-/// positive float, subnormals included), 1.5 ulp (tanh, sigmoid), 3.3 ulp (erf, erfc, normal_cdf); for
-/// double 0.75, 1.6 and 5.5 ulp (about 1.2e-15). Special values: exp(-inf) = 0,
-/// exp(+inf) = +inf, results below the smallest normal are gradual (subnormal), then 0; log(0) = -inf,
+/// are normal numbers): max relative error for float 0.75 ulp (exp on [-87.3, 88.7]: 1 ulp with the
+/// AVX-512 table, log on every positive float, subnormals included), 2 ulp (tanh, sigmoid), 3.3 ulp
+/// (erf, erfc, normal_cdf); for double 0.75, 1.6 and 5.5 ulp (about 1.2e-15). (ulp here: FLT_EPSILON
+/// relative; GRAD_TEST_VERBOSE=1 test_kernels_math prints the measured values.) Special values: exp(-inf) =
+/// 0, exp(+inf) = +inf, results below the smallest normal are gradual (subnormal), then 0; log(0) = -inf,
 /// log(x < 0) = NaN, log(+inf) = +inf, subnormal inputs are handled exactly; tanh(+-inf) = +-1,
 /// tanh(-0) = -0, sigmoid(-inf) = 0; NaN in gives NaN out everywhere.
 ///
@@ -80,6 +81,15 @@ struct math_consts<float> {
   static constexpr uint_type split_mask = 0xfffff000u;
   static constexpr float inv_sqrt2 = 0.707106769f;
   static constexpr float inv_sqrt_2pi = 0.398942292f;
+#if defined(__AVX512F__)
+  /// 2^(j/16), j = 0..15, correctly rounded (the table of the AVX-512 exp).
+  static __m512 exp2_16ths() noexcept {
+    return _mm512_setr_ps(1.0f, 1.0442737824274138f, 1.0905077326652577f, 1.1387886347566916f,
+                          1.189207115002721f, 1.241857812073484f, 1.2968395546510096f, 1.3542555469368927f,
+                          1.4142135623730951f, 1.4768261459394993f, 1.5422108254079407f, 1.6104903319492543f,
+                          1.681792830507429f, 1.7562521603732995f, 1.8340080864093424f, 1.9152065613971474f);
+  }
+#endif
 };
 
 template <>
@@ -190,35 +200,118 @@ inline xsimd::batch<T, A> scale_pow2(const xsimd::batch<T, A>& v, const xsimd::b
 }
 
 /// a / d for d in [1, 8] (or NaN), the denominators of tanh, sigmoid and erfc. On AVX-512 float a
-/// 14-bit reciprocal refined by Newton's method and a final residual correction: within 1 ulp of a / d,
-/// about 3x the throughput of vdivps. Elsewhere the division itself.
+/// 14-bit reciprocal r0 refined by one Newton step in its residual form, r = r0 + r0 (1 - d r0) (two
+/// fused multiply-adds, relative error below 2^-28 + 2^-25), then q = a r: within 1.1 ulp of a / d,
+/// four instructions instead of vdivps's low throughput (three when a is 1). Elsewhere the division.
 template <class T, class A>
 inline xsimd::batch<T, A> div_bounded(const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& d) noexcept {
 #if defined(__AVX512F__)
   if constexpr (has_scalef<A> && std::is_same_v<T, float>) {
     using B = xsimd::batch<T, A>;
-    B r = _mm512_maskz_rcp14_ps(__mmask16(0xffff), d);
-    r = r * fmadd(-d, r, B(2.0f)); // r (2 - d r): 28 bits
-    const B q = a * r;
-    return fmadd(fmadd(-d, q, a), r, q); // q + r (a - d q)
+    const B r0 = _mm512_maskz_rcp14_ps(__mmask16(0xffff), d);
+    const B r = fmadd(r0, fmadd(-d, r0, B(1.0f)), r0);
+    return a * r;
   }
 #endif
   return a / d;
 }
 
+/// 1 / d for d in [1, 8] (or NaN): div_bounded(1, d) without the multiply by 1.
+template <class T, class A>
+inline xsimd::batch<T, A> recip_bounded(const xsimd::batch<T, A>& d) noexcept {
+#if defined(__AVX512F__)
+  if constexpr (has_scalef<A> && std::is_same_v<T, float>) {
+    using B = xsimd::batch<T, A>;
+    const B r0 = _mm512_maskz_rcp14_ps(__mmask16(0xffff), d);
+    return fmadd(r0, fmadd(-d, r0, B(1.0f)), r0);
+  }
+#endif
+  return xsimd::batch<T, A>(T(1)) / d;
+}
+
+/// max(x, lo) with NaN kept: one vmaxps on x86 (which returns its second operand when either is NaN),
+/// a compare and select elsewhere. (AVX-512: the masked form, see scale_pow2.)
+template <class T, class A>
+inline xsimd::batch<T, A> max_keep_nan(const xsimd::batch<T, A>& x, T lo) noexcept {
+#if defined(__AVX512F__)
+  if constexpr (std::is_base_of_v<xsimd::avx512f, A>) {
+    if constexpr (std::is_same_v<T, float>)
+      return _mm512_mask_max_ps(x, __mmask16(0xffff), _mm512_set1_ps(lo), x);
+    else
+      return _mm512_mask_max_pd(x, __mmask8(0xff), _mm512_set1_pd(lo), x);
+  }
+#endif
+#if defined(__AVX__)
+  if constexpr (std::is_base_of_v<xsimd::avx, A> && !std::is_base_of_v<xsimd::avx512f, A>) {
+    if constexpr (std::is_same_v<T, float>)
+      return _mm256_max_ps(_mm256_set1_ps(lo), x);
+    else
+      return _mm256_max_pd(_mm256_set1_pd(lo), x);
+  }
+#endif
+  const xsimd::batch<T, A> l(lo);
+  return xsimd::select(x < l, l, x);
+}
+
+/// min(x, hi) with NaN kept (see max_keep_nan).
+template <class T, class A>
+inline xsimd::batch<T, A> min_keep_nan(const xsimd::batch<T, A>& x, T hi) noexcept {
+#if defined(__AVX512F__)
+  if constexpr (std::is_base_of_v<xsimd::avx512f, A>) {
+    if constexpr (std::is_same_v<T, float>)
+      return _mm512_mask_min_ps(x, __mmask16(0xffff), _mm512_set1_ps(hi), x);
+    else
+      return _mm512_mask_min_pd(x, __mmask8(0xff), _mm512_set1_pd(hi), x);
+  }
+#endif
+#if defined(__AVX__)
+  if constexpr (std::is_base_of_v<xsimd::avx, A> && !std::is_base_of_v<xsimd::avx512f, A>) {
+    if constexpr (std::is_same_v<T, float>)
+      return _mm256_min_ps(_mm256_set1_ps(hi), x);
+    else
+      return _mm256_min_pd(_mm256_set1_pd(hi), x);
+  }
+#endif
+  const xsimd::batch<T, A> h(hi);
+  return xsimd::select(x > h, h, x);
+}
+
 /// x with NaN kept and other values clamped to [lo, hi] (selects, because min/max drop NaN on x86).
 template <class T, class A>
 inline xsimd::batch<T, A> clamp_keep_nan(const xsimd::batch<T, A>& x, T lo, T hi) noexcept {
-  const xsimd::batch<T, A> l(lo), h(hi);
-  return xsimd::select(x > h, h, xsimd::select(x < l, l, x));
+  return min_keep_nan(max_keep_nan(x, lo), hi);
 }
 
-/// e^(x + xlo) where xlo is a small correction (|xlo| < 0.05) to x, or e^x when HasLo is false.
-template <bool HasLo, class T, class A>
+/// e^(x + xlo) where xlo is a small correction (|xlo| < 0.05) to x, or e^x when HasLo is false. With
+/// NonPositive the caller guarantees x <= 0 (or NaN), and the clamp to the overflow bound is skipped.
+template <bool HasLo, class T, class A, bool NonPositive = false>
 inline xsimd::batch<T, A> exp_impl(xsimd::batch<T, A> x, const xsimd::batch<T, A>& xlo) noexcept {
   using B = xsimd::batch<T, A>;
   using C = math_consts<T>;
-  x = clamp_keep_nan(x, C::exp_min, C::exp_max);
+  if constexpr (NonPositive)
+    x = max_keep_nan(x, C::exp_min);
+  else
+    x = clamp_keep_nan(x, C::exp_min, C::exp_max);
+#if defined(__AVX512F__)
+  if constexpr (has_scalef<A> && std::is_same_v<T, float>) {
+    // AVX-512 float: x = (k + j/16) ln2 + r with j = k16 mod 16, |r| <= ln2/32, and
+    // e^x = 2^k 2^(j/16) e^r: 2^(j/16) from a 16-entry table held in one register (vpermps, which runs
+    // beside the FMA units), e^r - 1 = r + r^2 (1/2 + r/6) (truncation r^4/24 < 1e-8). Three
+    // instructions fewer than the polynomial for |r| <= ln2/2; max relative error about 1.1 ulp (the
+    // table entries are rounded), against 0.75.
+    const B ks = fmadd(HasLo ? x + xlo : x, B(16.0f * C::log2e), B(C::round_shift));
+    const B k16 = ks - B(C::round_shift); // round(16 x log2 e); the low 4 bits of ks hold k16 mod 16
+    B r = fmadd(k16, B(-C::ln2_hi / 16.0f), x);
+    r = fmadd(k16, B(-C::ln2_lo / 16.0f), r);
+    if constexpr (HasLo)
+      r = r + xlo;
+    const B pm1 = fmadd(r * r, fmadd(r, B(1.0f / 6.0f), B(0.5f)), r); // e^r - 1
+    const __m512 table = C::exp2_16ths();                             // (the masked form: see scale_pow2)
+    const B tj = _mm512_mask_permutexvar_ps(table, __mmask16(0xffff), _mm512_castps_si512(ks), table);
+    // 2^floor(k16 / 16) by vscalef, which floors its exponent operand itself (k16 / 16 is exact).
+    return scale_pow2(fmadd(tj, pm1, tj), k16 * B(0.0625f));
+  }
+#endif
   // x = k ln2 + r, |r| <= ln2/2 (+|xlo|): Cody-Waite, the first step exact (Sterbenz, exact product).
   const B k = round_small(HasLo ? (x + xlo) * B(C::log2e) : x * B(C::log2e));
   B r = fmadd(k, B(-C::ln2_hi), x);
@@ -234,7 +327,7 @@ template <class T, class A>
 inline xsimd::batch<T, A> expm1_nonpositive(xsimd::batch<T, A> z) noexcept {
   using B = xsimd::batch<T, A>;
   using C = math_consts<T>;
-  z = xsimd::select(z < B(C::tanh_zmin), B(C::tanh_zmin), z);
+  z = max_keep_nan(z, C::tanh_zmin);
   const B k = round_small(z * B(C::log2e));
   B r = fmadd(k, B(-C::ln2_hi), z);
   r = fmadd(k, B(-C::ln2_lo), r);
@@ -268,9 +361,9 @@ inline xsimd::batch<T, A> erfc_tail(const xsimd::batch<T, A>& a, const xsimd::ba
                                     const xsimd::batch<T, A>& qlo) noexcept {
   using B = xsimd::batch<T, A>;
   using C = math_consts<T>;
-  const B t = div_bounded(B(T(1)), fmadd(a, B(C::erfc_c), B(T(1))));
+  const B t = recip_bounded(fmadd(a, B(C::erfc_c), B(T(1))));
   // exp of the two-part -a^2: rounding a^2 to one number would cost a relative error of a^2 ulp.
-  return exp_impl<true>(-qhi, -qlo) * (t * polyval(t, C::erfc_g));
+  return exp_impl<true, T, A, true>(-qhi, -qlo) * (t * polyval(t, C::erfc_g));
 }
 
 /// erfc of |x| <= erfc_zmax given x^2 = qhi + qlo, for the tail branch; large |x| clamps.
@@ -366,8 +459,8 @@ inline xsimd::batch<T, A> tanh(const xsimd::batch<T, A>& x) noexcept {
 template <class T, class A>
 inline xsimd::batch<T, A> sigmoid(const xsimd::batch<T, A>& x) noexcept {
   using B = xsimd::batch<T, A>;
-  const B e = detail::exp_impl<false>(-xsimd::abs(x), x);
-  const B r = detail::div_bounded(B(T(1)), B(T(1)) + e);
+  const B e = detail::exp_impl<false, T, A, true>(-xsimd::abs(x), x);
+  const B r = detail::recip_bounded(B(T(1)) + e);
   return xsimd::select(x >= B(T(0)), r, e * r); // sigmoid(-|x|) = e^-|x| / (1 + e^-|x|)
 }
 
@@ -413,10 +506,10 @@ inline xsimd::batch<T, A> normal_cdf(const xsimd::batch<T, A>& x,
   detail::square_split(ax, qhi, qlo);
   qhi = qhi * B(T(0.5));
   qlo = qlo * B(T(0.5));
-  const B e = detail::exp_impl<true>(-qhi, -qlo);
+  const B e = detail::exp_impl<true, T, A, true>(-qhi, -qlo);
   if (pdf)
     *pdf = e * B(C::inv_sqrt_2pi);
-  const B t = detail::div_bounded(B(T(1)), detail::fmadd(ax * B(C::inv_sqrt2), B(C::erfc_c), B(T(1))));
+  const B t = detail::recip_bounded(detail::fmadd(ax * B(C::inv_sqrt2), B(C::erfc_c), B(T(1))));
   const B half_tail = B(T(0.5)) * e * (t * detail::polyval(t, C::erfc_g)); // erfc(|u|) / 2
   const B small = detail::fmadd(u, B(T(0.5)) * detail::polyval(u * u, C::erf_p), B(T(0.5)));
   const B big = xsimd::select(x < B(T(0)), half_tail, B(T(1)) - half_tail);
