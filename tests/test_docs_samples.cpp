@@ -168,11 +168,11 @@ TEST_CASE("tensors-and-autograd: shapes, values and printing") {
   std::cout << t << "\n";
   // tensor([[0., 1., 2.],
   //         [3., 4., 5.]], shape=(2, 3))
-  grad::shape_type s = t.shape();    // {2, 3}: a std::vector<std::size_t>
+  grad::shape_type s = t.shape();    // {2, 3}: like a std::vector<std::size_t> (and converts to one)
   std::size_t dims = t.dim();        // 2
   std::size_t last = t.size(-1);     // 3: the extent of the last dimension
   std::size_t n = t.numel();         // 6
-  float v = t.value()(1, 2);         // 5: value() is an xt::xarray<float>, row-major and contiguous
+  float v = t.value()(1, 2);         // 5: value() is a grad::xarray<float>, row-major and contiguous
   float first = t.data()[0];         // 0: data() points to the first element
   float total = grad::sum(t).item(); // 15: the value of a one-element tensor
   // --- end
@@ -192,7 +192,7 @@ TEST_CASE("tensors-and-autograd: backward") {
   grad::tensor x = grad::from<float>({1, 2, 3}, {.requires_grad = true});
   grad::tensor loss = grad::sum(x * x); // two nodes on the tape: mul, then sum
   loss.backward();                      // d(loss)/dx = 2x
-  // x.grad() is an xt::xarray<float>: {2, 4, 6}
+  // x.grad() is a grad::xarray<float>: {2, 4, 6}
   // --- end
   CHECK(x.grad()(0) == 2.0f);
   CHECK(x.grad()(1) == 4.0f);

@@ -30,7 +30,12 @@ inline shape_type to_shape(const Shape& s) {
 
 template <class A, class B>
 inline bool same_shape(const A& a, const B& b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+  if (a.size() != b.size())
+    return false;
+  for (std::size_t i = 0; i < a.size(); ++i) // shapes are short: a loop, not a call to memcmp
+    if (a[i] != b[i])
+      return false;
+  return true;
 }
 
 template <class T>
@@ -40,12 +45,12 @@ template <class Inputs>
 struct inputs_traits;
 template <class T, std::size_t N>
 struct inputs_traits<std::array<impl_ptr<T>, N>> {
-  using scratch = std::array<std::optional<xt::xarray<T>>, N>;
+  using scratch = std::array<std::optional<grad::xarray<T>>, N>;
   static scratch make(std::size_t) { return {}; }
 };
 template <class T>
 struct inputs_traits<std::vector<impl_ptr<T>>> {
-  using scratch = std::vector<std::optional<xt::xarray<T>>>;
+  using scratch = std::vector<std::optional<grad::xarray<T>>>;
   static scratch make(std::size_t n) { return scratch(n); }
 };
 
@@ -58,8 +63,8 @@ struct inputs_traits<std::vector<impl_ptr<T>>> {
 template <class T, class Op, class Inputs>
 class op_context {
 public:
-  using value_type = T;             ///< element type
-  using array_type = xt::xarray<T>; ///< storage type of the values and gradients
+  using value_type = T;               ///< element type
+  using array_type = grad::xarray<T>; ///< storage type of the values and gradients
 
   op_context(const Op& op, const Inputs& ins, detail::tensor_impl<T>& out, std::uint64_t pass = 0)
       : op_(op), ins_(ins), out_(out), pass_(pass),
@@ -68,11 +73,11 @@ public:
   /// Number of inputs.
   std::size_t size() const noexcept { return ins_.size(); }
   /// Value of input i.
-  const array_type& in(std::size_t i) const { return ins_[i]->value; }
+  const array_type& in(std::size_t i) const { return *ins_[i]->value; }
   /// Value of the output (written by forward, read by backward).
-  array_type& out() { return out_.value; }
+  array_type& out() { return *out_.value; }
   /// Value of the output.
-  const array_type& out() const { return out_.value; }
+  const array_type& out() const { return *out_.value; }
   /// Gradient of the loss with respect to the output (backward only).
   const array_type& dout() const { return *out_.grad; }
   /// True when input i needs a gradient: skip computing din(i) otherwise.
@@ -85,9 +90,11 @@ public:
         scratch_[i].emplace(detail::zeros_array<T>(grad_shape(i)));
       return *scratch_[i];
     }
-    if (!scratch_[i] && !direct(i))
-      scratch_[i].emplace(detail::zeros_array<T>(grad_shape(i)));
-    return scratch_[i] ? *scratch_[i] : in.grad_for_pass(pass_);
+    if (scratch_[i])
+      return *scratch_[i];
+    if (!direct(i))
+      return scratch_[i].emplace(detail::zeros_array<T>(grad_shape(i)));
+    return in.grad_for_pass(pass_);
   }
 
   /// Sums gradients that were written in a broadcast shape down to the inputs' shapes.
@@ -99,24 +106,35 @@ public:
       auto& g = in.grad_for_pass(pass_);
       const auto& s = *scratch_[i];
       detail::sum_to_accumulate(s.data(), detail::to_shape<T>(s.shape()), g.data(),
-                                detail::to_shape<T>(in.value.shape()));
+                                detail::to_shape<T>(in.value->shape()));
     }
   }
 
 private:
   shape_type grad_shape(std::size_t i) const {
-    const shape_type in = detail::to_shape<T>(ins_[i]->value.shape());
+    const shape_type in = detail::to_shape<T>(ins_[i]->value->shape());
     if constexpr (requires(const Op& o, std::size_t j, const shape_type& sh) { o.grad_shape(j, sh, sh); })
-      return op_.grad_shape(i, detail::to_shape<T>(out_.value.shape()), in);
+      return op_.grad_shape(i, detail::to_shape<T>(out_.value->shape()), in);
     else if constexpr (requires { Op::broadcasting; }) {
       if constexpr (Op::broadcasting)
-        return detail::to_shape<T>(out_.value.shape());
+        return detail::to_shape<T>(out_.value->shape());
       else
         return in;
     } else
       return in;
   }
-  bool direct(std::size_t i) const { return detail::same_shape(grad_shape(i), ins_[i]->value.shape()); }
+  // True when din(i) is the input's own gradient buffer (its gradient shape is the input's shape).
+  bool direct(std::size_t i) const {
+    if constexpr (requires(const Op& o, std::size_t j, const shape_type& sh) { o.grad_shape(j, sh, sh); })
+      return detail::same_shape(grad_shape(i), ins_[i]->value->shape());
+    else if constexpr (requires { Op::broadcasting; }) {
+      if constexpr (Op::broadcasting)
+        return detail::same_shape(out_.value->shape(), ins_[i]->value->shape());
+      else
+        return true;
+    } else
+      return true;
+  }
 
   const Op& op_;
   const Inputs& ins_;
@@ -165,16 +183,20 @@ template <class T, class Op, class Inputs>
 struct op_node final : node {
   Op op;
   Inputs inputs;
+  // The output does not own its node and the node does not own its output: a dead output just
+  // means there is nothing to backpropagate. `out_` is only read while `output` is not expired; the
+  // tape is used by one thread, which also holds the output's handles.
   std::weak_ptr<tensor_impl<T>> output;
+  tensor_impl<T>* out_;
 
-  op_node(Op o, Inputs in, const impl_ptr<T>& out) : op(std::move(o)), inputs(std::move(in)), output(out) {
+  op_node(Op o, Inputs in, const impl_ptr<T>& out)
+      : op(std::move(o)), inputs(std::move(in)), output(out), out_(out.get()) {
     name = Op::name;
   }
   void backward() override {
-    auto out = output.lock();
-    if (!out)
+    if (output.expired())
       return;
-    op_context<T, Op, Inputs> c(op, inputs, *out, backward_pass());
+    op_context<T, Op, Inputs> c(op, inputs, *out_, backward_pass());
     op.backward(c);
     c.finish();
   }
@@ -201,12 +223,11 @@ struct op_node final : node {
   }
   bool output_alive() const noexcept override { return !output.expired(); }
   bool has_output_grad() const noexcept override {
-    auto out = output.lock();
-    return out && out->has_grad_in_pass(backward_pass());
+    return !output.expired() && out_->has_grad_in_pass(backward_pass());
   }
   void release_output_grad() noexcept override {
-    if (auto out = output.lock(); out && !out->retain_grad)
-      out->release_grad();
+    if (!output.expired() && !out_->retain_grad)
+      out_->release_grad();
   }
 };
 
@@ -214,17 +235,18 @@ struct op_node final : node {
 /// forward (a mask, statistics, the broadcast batch shape) is therefore there for its backward.
 template <class T, class Op, class Inputs>
 basic_tensor<T> run_op(Op op, Inputs ins, const shape_type& out_shape, std::uint64_t flops) {
-  op_event_sink* const sink = active_op_sink();
+  op_event_sink* const sink = op_sink();
   const std::int64_t t0 = sink ? profile_clock_ns() : 0;
-  auto out = std::make_shared<tensor_impl<T>>(empty_array<T>(out_shape));
+  auto out =
+      std::allocate_shared<tensor_impl<T>>(cache_allocator<tensor_impl<T>>(), uninitialized, out_shape);
   {
     op_context<T, Op, Inputs> c(op, ins, *out);
     op.forward(c);
   }
   if (sink) {
-    std::uint64_t bytes = out->value.size();
+    std::uint64_t bytes = out->value->size();
     for (const auto& p : ins)
-      bytes += p->value.size();
+      bytes += p->value->size();
     sink->record(Op::name, op_phase::forward, t0, profile_clock_ns() - t0, flops, bytes * sizeof(T));
   }
   bool record = false;
@@ -241,9 +263,9 @@ basic_tensor<T> run_op(Op op, Inputs ins, const shape_type& out_shape, std::uint
             "backward_options{.retain_graph = true}, or detach() the input to use it as a constant");
     }
   if (record) {
-    std::uint64_t bytes = out->value.size();
+    std::uint64_t bytes = out->value->size();
     for (const auto& p : ins)
-      bytes += p->value.size();
+      bytes += p->value->size();
     tape& tp = current_tape();
     auto* n = tp.template emplace<op_node<T, Op, Inputs>>(std::move(op), std::move(ins), out);
     n->flops = flops;
@@ -272,9 +294,13 @@ requires op_for<Op, T, 1 + sizeof...(Rest)> basic_tensor<T> apply(Op op, const b
   constexpr std::size_t N = 1 + sizeof...(Rest);
   detail::fixed_inputs<T, N> ins{detail::checked_impl(Op::name, first),
                                  detail::checked_impl(Op::name, rest)...};
-  const shape_type out_shape = op.shape(first.shape(), rest.shape()...);
-  const std::uint64_t flops = op.flops(out_shape, first.shape(), rest.shape()...);
-  return detail::run_op<T>(std::move(op), std::move(ins), out_shape, flops);
+  const std::array<shape_type, N> shapes{first.shape(), rest.shape()...};
+  return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    const shape_type out_shape = op.shape(shapes[I]...);
+    const std::uint64_t flops = op.flops(out_shape, shapes[I]...);
+    return detail::run_op<T>(std::move(op), std::move(ins), out_shape, flops);
+  }
+  (std::make_index_sequence<N>{});
 }
 
 /// Runs an op that takes a list of inputs (concat, stack).

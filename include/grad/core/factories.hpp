@@ -111,7 +111,7 @@ basic_tensor<T> rand(const shape_type& shape, tensor_options opt = {}) {
 /// A tensor with a copy of an xtensor array.
 template <element T>
 basic_tensor<T> from(const xt::xarray<T>& a, tensor_options opt = {}) {
-  return basic_tensor<T>(xt::xarray<T>(a), opt);
+  return basic_tensor<T>(xarray<T>(a), opt);
 }
 
 /// A tensor from a flat vector in row-major order and a shape; throws when the sizes differ.

@@ -25,10 +25,25 @@ protected:
   ~op_event_sink() = default;
 };
 
-/// The sink of this thread, or null when no profiler runs.
+/// 0 compiles the hook out of the tape: profilers then record nothing (benchmarks/bench_tape is also
+/// built this way, as bench_tape_nohook, to show that the hook costs nothing measurable when off).
+#ifndef GRAD_PROFILER_HOOKS
+#define GRAD_PROFILER_HOOKS 1
+#endif
+
+/// The sink slot of this thread (a profiler installs itself here).
 inline op_event_sink*& active_op_sink() noexcept {
   thread_local op_event_sink* sink = nullptr;
   return sink;
+}
+
+/// The sink the tape reports to: this thread's profiler, or null when none runs.
+inline op_event_sink* op_sink() noexcept {
+#if GRAD_PROFILER_HOOKS
+  return active_op_sink();
+#else
+  return nullptr;
+#endif
 }
 
 /// Steady-clock time in nanoseconds (the profiler's time base).

@@ -12,11 +12,13 @@
 #include <vector>
 
 #include "grad/core/error.hpp"
+#include "grad/core/small_vector.hpp"
 
 namespace grad {
 
-/// The shape of a tensor: one extent per dimension, row-major (last dimension contiguous).
-using shape_type = std::vector<std::size_t>;
+/// The shape of a tensor: one extent per dimension, row-major (last dimension contiguous). Up to six
+/// dimensions are held inline (no heap allocation); it converts from and to std::vector<std::size_t>.
+using shape_type = small_vector<std::size_t, 6>;
 
 /// Number of elements of a tensor of this shape (1 for a 0-d scalar).
 inline std::size_t numel(const shape_type& s) noexcept {
@@ -41,6 +43,13 @@ inline std::string to_string(const shape_type& s) {
 
 /// The shape two operands broadcast to (NumPy rules), or a shape_error naming `op` and both shapes.
 inline shape_type broadcast_shapes(std::string_view op, const shape_type& a, const shape_type& b) {
+  if (a.size() == b.size()) { // the common case: equal shapes
+    std::size_t i = 0;
+    while (i < a.size() && a[i] == b[i])
+      ++i;
+    if (i == a.size())
+      return a;
+  }
   const std::size_t n = std::max(a.size(), b.size());
   shape_type r(n);
   for (std::size_t i = 0; i < n; ++i) {

@@ -47,7 +47,7 @@ template <element T>
 class basic_tensor {
 public:
   using value_type = T;                     ///< element type
-  using array_type = xt::xarray<T>;         ///< the storage type of value() and grad()
+  using array_type = grad::xarray<T>;       ///< the storage type of value() and grad()
   using impl_type = detail::tensor_impl<T>; ///< the shared state (internal)
 
   /// An undefined tensor (no storage); most operations on it throw.
@@ -56,7 +56,7 @@ public:
   explicit basic_tensor(std::shared_ptr<impl_type> impl) noexcept : impl_(std::move(impl)) {}
   /// A leaf tensor holding `value`.
   explicit basic_tensor(array_type value, tensor_options opt = {})
-      : impl_(std::make_shared<impl_type>(std::move(value))) {
+      : impl_(std::allocate_shared<impl_type>(detail::cache_allocator<impl_type>(), std::move(value))) {
     impl_->requires_grad = opt.requires_grad;
   }
 
@@ -107,7 +107,7 @@ public:
   }
 
   /// True once a gradient was accumulated (and not released).
-  bool has_grad() const { return state().grad.has_value(); }
+  bool has_grad() const { return state().grad != nullptr; }
   /// The accumulated gradient, same shape as value(); zeros when none was accumulated yet.
   const array_type& grad() const { return state().grad_buffer(); }
   /// The gradient, writable (for clipping, or custom updates).
@@ -137,7 +137,7 @@ private:
       throw value_error("tensor: operation on an undefined tensor (default-constructed handle)");
     return *impl_;
   }
-  array_type& val() const { return state().value; }
+  array_type& val() const { return *state().value; }
 
   std::shared_ptr<impl_type> impl_;
 };
@@ -168,7 +168,7 @@ void run_backward(const basic_tensor<T>& root, const basic_tensor<T>* seed, back
         "backward: grad can be created implicitly only for one-element outputs, this one has shape " +
         to_string(root.shape()) + "; reduce it (sum, mean) or pass a gradient");
   }
-  auto seed_into = [&](xt::xarray<T>& g) {
+  auto seed_into = [&](grad::xarray<T>& g) {
     if (seed)
       std::transform(g.data(), g.data() + g.size(), seed->data(), g.data(), std::plus<T>());
     else
@@ -191,7 +191,10 @@ void run_backward(const basic_tensor<T>& root, const basic_tensor<T>* seed, back
   const std::uint64_t pass = ++backward_pass();
   seed_into(r.grad_for_pass(pass));
   // Creation order is a topological order: a reverse walk visits every node after all its consumers.
-  if (op_event_sink* const sink = active_op_sink()) {
+  // Once a node ran, its output's gradient is complete and consumed: free it at once (unless the
+  // user retains it), so the next gradient reuses a block that is still in cache and peak memory
+  // holds only the gradients still in flight.
+  if (op_event_sink* const sink = op_sink()) {
     for (std::size_t i = last + 1; i-- > 0;)
       if (nodes[i]->has_output_grad()) {
         const std::int64_t t0 = profile_clock_ns();
@@ -199,14 +202,15 @@ void run_backward(const basic_tensor<T>& root, const basic_tensor<T>* seed, back
         // Bytes: the forward's operands are read again and their gradients written (an estimate).
         sink->record(nodes[i]->name, op_phase::backward, t0, profile_clock_ns() - t0,
                      nodes[i]->backward_flops(), 2 * nodes[i]->bytes);
+        nodes[i]->release_output_grad();
       }
   } else {
     for (std::size_t i = last + 1; i-- > 0;)
-      if (nodes[i]->has_output_grad())
+      if (nodes[i]->has_output_grad()) {
         nodes[i]->backward();
+        nodes[i]->release_output_grad();
+      }
   }
-  for (std::size_t i = 0; i <= last; ++i)
-    nodes[i]->release_output_grad();
   if (!opt.retain_graph)
     tp->clear();
 }

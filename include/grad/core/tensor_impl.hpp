@@ -2,8 +2,8 @@
 /// @file core/tensor_impl.hpp
 /// What a tensor handle points to: the value, the lazily allocated gradient, and where it came from.
 
+#include <algorithm>
 #include <cstdint>
-#include <optional>
 #include <utility>
 
 #include "grad/detail/xtensor.hpp"
@@ -12,45 +12,61 @@ namespace grad::detail {
 
 struct node;
 
-/// The shared state behind a basic_tensor<T> handle.
+/// Sets d[0, n) to zero; a few elements are stored directly (a call to memset costs more).
+template <class T>
+inline void fill_zero(T* d, std::size_t n) noexcept {
+  if (n > 16) {
+    std::fill(d, d + n, T(0));
+    return;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    d[i] = T(0);
+#if defined(__GNUC__)
+    __asm__ volatile("" : : : "memory"); // keeps the compiler from turning the loop into memset
+#endif
+  }
+}
+
+/// Tag of the constructors that leave a value uninitialised.
+struct uninitialized_t {
+  explicit uninitialized_t() = default;
+};
+inline constexpr uninitialized_t uninitialized{};
+
+/// The shared state behind a basic_tensor<T> handle. The value and the gradient are array objects
+/// from the thread's array_cache (an array of a recently used shape costs no allocation and no
+/// xtensor shape set-up); `value` is never null.
 template <class T>
 struct tensor_impl {
-  xt::xarray<T> value;               // row-major, contiguous
-  std::optional<xt::xarray<T>> grad; // same shape as value, allocated on first accumulation
+  array_ptr<T> value; // row-major, contiguous
+  array_ptr<T> grad;  // same shape as value, allocated on first accumulation
   bool requires_grad = false;
   bool retain_grad = false;    // keep the gradient of a non-leaf after backward
   node* creator = nullptr;     // the tape node that produced it; nullptr for a leaf
   std::uint64_t epoch = 0;     // epoch of the tape `creator` lives on (detects freed graphs)
   std::uint64_t grad_pass = 0; // backward pass that wrote `grad` of a non-leaf
 
-  tensor_impl() = default;
-  /// A tensor state holding `v` (constructing the value in place avoids the one-element buffer a
-  /// default-constructed xt::xarray allocates).
-  explicit tensor_impl(xt::xarray<T>&& v) noexcept : value(std::move(v)) {}
+  /// A tensor state holding `v`.
+  explicit tensor_impl(grad::xarray<T>&& v) : value(array_cache<T>::create(std::move(v))) {}
+  /// A tensor state with an uninitialised value of this shape.
+  template <class Shape>
+  tensor_impl(uninitialized_t, const Shape& shape) : value(array_cache<T>::take(shape)) {}
   tensor_impl(const tensor_impl&) = delete;
   tensor_impl& operator=(const tensor_impl&) = delete;
-  /// Large value and gradient buffers go back to this thread's array pool for reuse.
-  ~tensor_impl() {
-    recycle_array(std::move(value));
-    release_grad();
-  }
-  /// Drops the gradient (a large buffer goes back to the array pool).
-  void release_grad() noexcept {
-    if (grad) {
-      recycle_array(std::move(*grad));
-      grad.reset();
-    }
-  }
+  /// Drops the gradient (its array goes back to the cache).
+  void release_grad() noexcept { grad.reset(); }
   /// The gradient buffer, zero-filled on first use.
-  xt::xarray<T>& grad_buffer() {
-    if (!grad)
-      grad.emplace(zeros_array<T>(value.shape()));
+  grad::xarray<T>& grad_buffer() {
+    if (!grad) {
+      grad.reset(array_cache<T>::take(value->shape()));
+      fill_zero(grad->data(), grad->size());
+    }
     return *grad;
   }
 
   /// The buffer backward pass `pass` accumulates into. Leaves accumulate across passes; a non-leaf's
   /// gradient belongs to one pass, so a gradient kept by retain_grad is not propagated twice.
-  xt::xarray<T>& grad_for_pass(std::uint64_t pass) {
+  grad::xarray<T>& grad_for_pass(std::uint64_t pass) {
     if (creator && grad_pass != pass) {
       release_grad();
       grad_pass = pass;
@@ -59,7 +75,7 @@ struct tensor_impl {
   }
 
   /// True when this pass wrote a gradient that must flow on (leaves have no node to run).
-  bool has_grad_in_pass(std::uint64_t pass) const noexcept { return grad.has_value() && grad_pass == pass; }
+  bool has_grad_in_pass(std::uint64_t pass) const noexcept { return grad != nullptr && grad_pass == pass; }
 };
 
 /// Number of the backward pass running on this thread (0 before the first).

@@ -73,7 +73,7 @@ namespace detail {
 
 /// Copies rows `idx` of `src` (N, ...) into a new (idx.size(), ...) array: one memcpy per row.
 template <element T>
-xt::xarray<T> gather_rows(const xt::xarray<T>& src, std::span<const std::size_t> idx, const char* who) {
+grad::xarray<T> gather_rows(const grad::xarray<T>& src, std::span<const std::size_t> idx, const char* who) {
   const std::size_t n = src.shape()[0];
   shape_type shape(src.shape().begin(), src.shape().end());
   const std::size_t row = n ? src.size() / n : 0;
