@@ -1,9 +1,13 @@
 // What the tape costs per recorded op: a chain of 1000 `y = y * w + b` (2000 recorded ops) on tensors
 // of 1 and of 1024 elements, timed for the forward alone, the backward alone and both; nanoseconds per
 // recorded op. Also the seed's first model, `y = b + w * x` trained by gradient descent for 1000 steps
-// on 64 points, and the profiler's cost when it is off (the chain with and without a profiler in
-// scope elsewhere). With GRAD_BENCH_HAVE_TORCH the same chains and training run in LibTorch in the
-// same process, and a markdown table gives both and the ratio.
+// on 64 points, and the scalar chain under a running profiler (its cost when on). With
+// GRAD_BENCH_HAVE_TORCH the same chains and training run in LibTorch in the same process, and a
+// markdown table gives both and the ratio.
+//
+// The profiler's cost when OFF: this file is also built as bench_tape_nohook with
+// GRAD_PROFILER_HOOKS=0 (the tape without its profiler hook); benchmarks/run.sh runs the two
+// programs' grad chains alternately and reports both.
 //
 //   bench_tape --benchmark_min_time=0.5 --benchmark_repetitions=3
 
@@ -15,6 +19,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,8 +54,11 @@ void set_ns_per_op(benchmark::State& state) {
                                                                benchmark::Counter::kInvert);
 }
 
-void grad_chain(benchmark::State& state, std::size_t n, part p) {
+void grad_chain(benchmark::State& state, std::size_t n, part p, bool profiled = false) {
   grad::set_num_threads(1);
+  std::optional<grad::profiler> prof;
+  if (profiled) // totals only: the cost of timing and counting every op, without keeping a trace
+    prof.emplace(grad::profiler_options{.trace = false});
   grad::generator gen(1);
   auto w = grad::full<float>({n}, 0.999f).requires_grad_();
   auto b = grad::full<float>({n}, 0.001f).requires_grad_();
@@ -173,8 +181,10 @@ public:
   }
   void print_table() const {
     std::printf(
-        "\nChain of 1000 y = y * w + b (2000 recorded ops), best of the repetitions\n\n"
-        "| elements | part | grad ns/op | LibTorch ns/op | LibTorch / grad |\n|---:|---|---:|---:|---:|\n");
+        "\nChain of 1000 y = y * w + b (2000 recorded ops), best of the repetitions%s\n\n"
+        "| elements | part | grad ns/op | LibTorch ns/op | LibTorch / grad |\n|---:|---|---:|---:|---:|\n",
+        GRAD_PROFILER_HOOKS ? ""
+                            : " (grad built with GRAD_PROFILER_HOOKS=0: the profiler hook compiled out)");
     for (std::size_t n : {std::size_t(1), std::size_t(1024)})
       for (part p : {part::forward, part::backward, part::both}) {
         const std::string suffix = std::to_string(n) + "/" + part_name(p);
@@ -187,6 +197,11 @@ public:
           std::printf("| %zu | %s | %.1f | %.1f | %.1fx |\n", n, part_name(p), g->second, t->second,
                       t->second / g->second);
       }
+    if (const auto pr = best.find("tape/grad-profiled/1/fwd+bwd"), g = best.find("tape/grad/1/fwd+bwd");
+        pr != best.end() && g != best.end())
+      std::printf("\nWith a profiler running (totals only, no trace), scalar chain fwd+bwd: %.1f ns per "
+                  "recorded op, %.1f ns more than without\n",
+                  pr->second, pr->second - g->second);
     const auto g = best.find("train_linear/grad"), t = best.find("train_linear/libtorch");
     if (g != best.end()) {
       std::printf("\ny = b + w x, 64 points, gradient descent: steps per second\n\n"
@@ -205,13 +220,17 @@ int main(int argc, char** argv) {
   for (std::size_t n : {std::size_t(1), std::size_t(1024)})
     for (part p : {part::forward, part::backward, part::both}) {
       const std::string suffix = std::to_string(n) + "/" + part_name(p);
-      benchmark::RegisterBenchmark(("tape/grad/" + suffix).c_str(), grad_chain, n, p)
+      benchmark::RegisterBenchmark(("tape/grad/" + suffix).c_str(), grad_chain, n, p, false)
           ->Unit(benchmark::kMicrosecond);
 #if GRAD_BENCH_TORCH_PEER
       benchmark::RegisterBenchmark(("tape/libtorch/" + suffix).c_str(), torch_chain, n, p)
           ->Unit(benchmark::kMicrosecond);
 #endif
     }
+#if GRAD_PROFILER_HOOKS
+  benchmark::RegisterBenchmark("tape/grad-profiled/1/fwd+bwd", grad_chain, std::size_t(1), part::both, true)
+      ->Unit(benchmark::kMicrosecond);
+#endif
   benchmark::RegisterBenchmark("train_linear/grad", grad_train)->Unit(benchmark::kMillisecond);
 #if GRAD_BENCH_TORCH_PEER
   benchmark::RegisterBenchmark("train_linear/libtorch", torch_train)->Unit(benchmark::kMillisecond);

@@ -23,7 +23,7 @@ reps=${REPS:-3}
 min_time=${MIN_TIME:-0.2}
 sections_dir="$build/sections"
 
-all=(gemm gemm_busy elementwise mlp_step conv gpt_step gpt2_generate tape)
+all=(gemm gemm_busy elementwise mlp_step conv gpt_step gpt2_generate tape tape_nohook)
 if (($# > 0)); then selected=("$@"); else selected=("${all[@]}"); fi
 # `bash benchmarks/run.sh --assemble` only rewrites the report from the sections of earlier runs.
 if [[ ${1:-} == --assemble ]]; then selected=(); fi
@@ -96,6 +96,11 @@ for b in "${selected[@]}"; do
         kill $busy 2>/dev/null || true
         trap - EXIT
       fi
+      ;;
+    tape_nohook)
+      # The same chains with the profiler hook compiled out (GRAD_PROFILER_HOOKS=0): against the
+      # tape section, what the hook costs when no profiler runs.
+      TITLE="profiler hook compiled out" run_one tape_nohook tape_nohook '--benchmark_filter=^tape/grad/'
       ;;
     *) run_one "$b" "$b" ;;
   esac
