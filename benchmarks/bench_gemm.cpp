@@ -23,6 +23,7 @@
 #include <tuple>
 #include <vector>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #ifdef GRAD_BENCH_HAVE_OPENBLAS
@@ -72,6 +73,47 @@ void settle(int library) {
   last = library;
 }
 
+/// CPU seconds the whole machine spent busy (all cores, from /proc/stat; 0 where unreadable).
+double machine_busy_seconds() {
+  std::FILE* f = std::fopen("/proc/stat", "r");
+  if (f == nullptr)
+    return 0;
+  unsigned long long v[8] = {};
+  const int got = std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                              &v[4], &v[5], &v[6], &v[7]);
+  std::fclose(f);
+  if (got != 8)
+    return 0;
+  const double tick = double(sysconf(_SC_CLK_TCK));
+  return double(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / tick; // user nice system irq softirq steal
+}
+
+/// CPU seconds used by this process.
+double self_seconds() {
+  rusage r{};
+  getrusage(RUSAGE_SELF, &r);
+  return double(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
+         1e-6 * double(r.ru_utime.tv_usec + r.ru_stime.tv_usec);
+}
+
+/// Measures how many cores other processes kept busy while a benchmark ran ("others" counter: 0 on
+/// an idle machine, about 1 when another job keeps one core busy), so a disturbed row can be told
+/// apart from a slow one.
+class others_meter {
+public:
+  others_meter()
+      : busy_(machine_busy_seconds()), self_(self_seconds()), t0_(std::chrono::steady_clock::now()) {}
+  void report(benchmark::State& state) const {
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    const double others = (machine_busy_seconds() - busy_) - (self_seconds() - self_);
+    state.counters["others"] = wall > 0 ? std::max(0.0, others / wall) : 0.0;
+  }
+
+private:
+  double busy_, self_;
+  std::chrono::steady_clock::time_point t0_;
+};
+
 void set_flops(benchmark::State& state, const shape& s) {
   state.counters["GFLOP/s"] =
       benchmark::Counter(2.0 * s.m * s.n * s.k * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
@@ -82,12 +124,14 @@ void bench_grad(benchmark::State& state, shape s, bool ta, bool tb, int threads)
   grad::set_num_threads(threads);
   operands op(s);
   const int lda = ta ? s.m : s.k, ldb = tb ? s.k : s.n;
+  const others_meter others;
   for (auto _ : state) {
     grad::kernels::gemm<float>(ta, tb, s.m, s.n, s.k, 1.0f, op.a.data(), lda, op.b.data(), ldb, 0.0f,
                                op.c.data(), s.n);
     benchmark::DoNotOptimize(op.c.data());
     benchmark::ClobberMemory();
   }
+  others.report(state);
   set_flops(state, s);
 }
 
@@ -97,12 +141,14 @@ void bench_openblas(benchmark::State& state, shape s, bool ta, bool tb, int thre
   openblas_set_num_threads(threads);
   operands op(s);
   const int lda = ta ? s.m : s.k, ldb = tb ? s.k : s.n;
+  const others_meter others;
   for (auto _ : state) {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, s.m, s.n, s.k,
                 1.0f, op.a.data(), lda, op.b.data(), ldb, 0.0f, op.c.data(), s.n);
     benchmark::DoNotOptimize(op.c.data());
     benchmark::ClobberMemory();
   }
+  others.report(state);
   set_flops(state, s);
 }
 #endif
@@ -110,8 +156,9 @@ void bench_openblas(benchmark::State& state, shape s, bool ta, bool tb, int thre
 /// Console output as usual, plus the best GFLOP/s of every benchmark (over repetitions) for the table.
 class table_reporter : public benchmark::ConsoleReporter {
 public:
-  std::map<std::string, double> best; // benchmark name -> best GFLOP/s over repetitions
-  std::vector<std::string> order;     // grad benchmark names in registration order
+  std::map<std::string, double> best;   // benchmark name -> best GFLOP/s over repetitions
+  std::map<std::string, double> others; // benchmark name -> most cores other processes used in a repetition
+  std::vector<std::string> order;       // grad benchmark names in registration order
 
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
@@ -123,13 +170,20 @@ public:
         continue;
       double& b = best[r.run_name.function_name];
       b = std::max(b, double(it->second));
+      const auto o = r.counters.find("others");
+      if (o != r.counters.end()) {
+        double& x = others[r.run_name.function_name];
+        x = std::max(x, double(o->second));
+      }
     }
   }
 
-  /// `| shape | layout | threads | grad GFLOP/s | OpenBLAS GFLOP/s | ratio |` for every measured row.
+  /// `| shape | layout | threads | grad GFLOP/s | OpenBLAS GFLOP/s | ratio | others |` for every measured
+  /// row; `others` is the most cores other processes kept busy during a repetition of either library.
   void print_table() const {
-    std::printf("\n| shape (M,K,N) | layout | threads | grad GFLOP/s | OpenBLAS GFLOP/s | ratio |\n");
-    std::printf("|---|---|---|---:|---:|---:|\n");
+    std::printf(
+        "\n| shape (M,K,N) | layout | threads | grad GFLOP/s | OpenBLAS GFLOP/s | ratio | others |\n");
+    std::printf("|---|---|---|---:|---:|---:|---:|\n");
     std::vector<double> ratios;
     for (const std::string& name : order) {
       const auto found = best.find(name);
@@ -141,13 +195,18 @@ public:
       const std::size_t s1 = rest.find('/'), s2 = rest.find('/', s1 + 1);
       const std::string sh = rest.substr(0, s1), lay = rest.substr(s1 + 1, s2 - s1 - 1),
                         th = rest.substr(s2 + 2);
+      double busy = 0;
+      for (const std::string& n : {name, "gemm/openblas/" + rest})
+        if (const auto o = others.find(n); o != others.end())
+          busy = std::max(busy, o->second);
       if (peer == best.end() || peer->second <= 0) {
-        std::printf("| %s | %s | %s | %.1f | - | - |\n", sh.c_str(), lay.c_str(), th.c_str(), gf);
+        std::printf("| %s | %s | %s | %.1f | - | - | %.2f |\n", sh.c_str(), lay.c_str(), th.c_str(), gf,
+                    busy);
         continue;
       }
       ratios.push_back(gf / peer->second);
-      std::printf("| %s | %s | %s | %.1f | %.1f | %.3f |\n", sh.c_str(), lay.c_str(), th.c_str(), gf,
-                  peer->second, gf / peer->second);
+      std::printf("| %s | %s | %s | %.1f | %.1f | %.3f | %.2f |\n", sh.c_str(), lay.c_str(), th.c_str(), gf,
+                  peer->second, gf / peer->second, busy);
     }
     if (!ratios.empty())
       std::printf("\nratio grad / OpenBLAS: min %.3f, max %.3f over %zu rows\n",

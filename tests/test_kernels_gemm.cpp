@@ -7,15 +7,18 @@
 #include <grad/kernels/parallel.hpp>
 #include <grad/kernels/reference/gemm.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -134,7 +137,8 @@ TEST_CASE_TEMPLATE("gemm: blocked shapes (register, cache and depth blocks), eve
                    double) {
   grad::set_num_threads(1);
   std::mt19937 rng(2);
-  // Around MR = 6, NR = 16..64, MC = 192, NC = 512, KC = 512 floats / 256 doubles, and primes.
+  // Around MR = 6, NR = 16..64, MC = 192, NC = 512, KC = 512 floats / 256 doubles, and primes;
+  // 200 x 1100 x 600 TN reuses packed A over three column blocks (see gemm_tile).
   const gemm_case shapes[] = {
       {false, false, 64, 65, 127},  {false, false, 200, 257, 31}, {false, false, 127, 200, 257},
       {false, false, 257, 64, 600}, {false, false, 13, 523, 65},  {false, false, 65, 17, 513},
@@ -143,7 +147,7 @@ TEST_CASE_TEMPLATE("gemm: blocked shapes (register, cache and depth blocks), eve
       {false, false, 64, 10, 256},  {false, false, 31, 513, 7},   {false, false, 100, 5, 600},
       {false, false, 513, 2, 70},   {false, false, 50, 6, 45},    {false, false, 40, 7, 300},
       {false, false, 200, 20, 50},  {false, false, 20, 100, 64},  {false, false, 24, 200, 300},
-      {false, false, 150, 17, 40},  {false, false, 70, 40, 30},
+      {false, false, 150, 17, 40},  {false, false, 70, 40, 30},   {false, false, 200, 1100, 600},
   };
   for (const layout lay : layouts)
     for (gemm_case t : shapes) {
@@ -293,4 +297,21 @@ TEST_CASE("parallel_tasks: every task runs once; an exception reaches the caller
                                                }),
                   std::runtime_error);
   grad::set_num_threads(1);
+}
+
+TEST_CASE("parallel_tasks: during a back-off every task runs once, on the caller") {
+  grad::detail::parallel_backoff& state = grad::detail::parallel_state();
+  state.serial_until.store(grad::detail::now_ns() + std::int64_t(60) * 1000000000);
+  const std::thread::id caller = std::this_thread::get_id();
+  std::vector<int> runs(64, 0);
+  bool elsewhere = false;
+  grad::detail::parallel_tasks(runs.size(), 2, [&](std::size_t t) {
+    ++runs[t];
+    elsewhere = elsewhere || std::this_thread::get_id() != caller;
+  });
+  CHECK(std::count(runs.begin(), runs.end(), 1) == 64);
+  CHECK_FALSE(elsewhere);
+  state.serial_until.store(0);
+  state.period.store(0);
+  state.last_bad.store(false);
 }
