@@ -339,3 +339,24 @@ TEST_CASE("init: bounds, means and standard deviations") {
   CHECK(grad::current_tape().size() == before);
   CHECK(p.is_leaf());
 }
+
+TEST_CASE("init::no_init_weights: random initialisers draw nothing while it lives") {
+  namespace init = nn::init;
+  grad::generator gen(7), twin(7);
+  auto w = grad::zeros<float>({4, 8});
+  {
+    init::no_init_weights skip;
+    { init::no_init_weights nested; }
+    init::normal(w, 0.0, 1.0, gen); // still skipped: the outer guard lives
+    init::uniform(w, -1.0, 1.0, gen);
+    init::kaiming_uniform(w, {}, gen);
+    CHECK_THROWS_AS(init::normal(w, 0.0, -1.0, gen), grad::value_error); // arguments are still checked
+    nn::linear fc(8, 4, gen);
+    CHECK(grad::sum(grad::abs(fc.weight)).item() == 0.0f);
+    init::constant(w, 2.0); // constants are not random: they still apply
+  }
+  CHECK(w.value()(3, 7) == 2.0f);
+  CHECK(gen.next_u64() == twin.next_u64()); // nothing was drawn
+  init::normal(w, 0.0, 1.0, gen);           // after the guard: drawn again
+  CHECK(grad::sum(grad::abs(w)).item() > 0.0f);
+}

@@ -321,8 +321,11 @@ basic_gpt<T> from_pretrained_gpt(const std::filesystem::path& dir, gpt_pretraine
     throw io_error("from_pretrained: '" + weights.string() + "' does not exist" + hint);
   }
   const gpt_config cfg = load_gpt_config(dir / "config.json", info);
-  generator gen(0); // the weights are overwritten; the seed only fixes what a failed load would leave
-  basic_gpt<T> model(cfg, gen);
+  generator gen(0); // seeds the dropout masks, should the loaded model be trained
+  basic_gpt<T> model = [&] {
+    nn::init::no_init_weights skip; // every weight is read from the file: do not draw them first
+    return basic_gpt<T>(cfg, gen);
+  }();
   load_gpt_weights(model, weights);
   model.eval();
   return model;

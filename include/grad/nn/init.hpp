@@ -51,6 +51,28 @@ std::pair<std::size_t, std::size_t> fans(const basic_tensor<T>& t) {
   return {t.size(1) * receptive, t.size(0) * receptive};
 }
 
+namespace detail {
+inline bool& skip_random_init() noexcept {
+  thread_local bool skip = false;
+  return skip;
+}
+} // namespace detail
+
+/// RAII guard, as transformers' no_init_weights: while it lives, uniform() and normal() (and the
+/// kaiming and xavier initialisers built on them) leave tensors untouched and draw nothing from the
+/// generator. Code that builds a model only to overwrite its weights from a checkpoint uses it
+/// (from_pretrained_gpt: GPT-2 small loads in a fraction of the time). Per thread; guards nest.
+class no_init_weights {
+public:
+  no_init_weights() noexcept : previous_(detail::skip_random_init()) { detail::skip_random_init() = true; }
+  ~no_init_weights() { detail::skip_random_init() = previous_; }
+  no_init_weights(const no_init_weights&) = delete;
+  no_init_weights& operator=(const no_init_weights&) = delete;
+
+private:
+  bool previous_;
+};
+
 /// Fills t with samples of U(lo, hi).
 template <element T>
 basic_tensor<T> uniform(basic_tensor<T> t, double lo = 0.0, double hi = 1.0,
@@ -58,6 +80,8 @@ basic_tensor<T> uniform(basic_tensor<T> t, double lo = 0.0, double hi = 1.0,
   if (!(lo <= hi))
     throw value_error("init::uniform: lower bound " + std::to_string(lo) + " is above upper bound " +
                       std::to_string(hi));
+  if (detail::skip_random_init())
+    return t;
   no_grad guard;
   for (std::size_t i = 0; i < t.numel(); ++i)
     t.data()[i] = static_cast<T>(gen.uniform(lo, hi));
@@ -70,6 +94,8 @@ basic_tensor<T> normal(basic_tensor<T> t, double mean = 0.0, double stddev = 1.0
                        generator& gen = default_generator()) {
   if (!(stddev >= 0))
     throw value_error("init::normal: standard deviation must be non-negative, got " + std::to_string(stddev));
+  if (detail::skip_random_init())
+    return t;
   no_grad guard;
   for (std::size_t i = 0; i < t.numel(); ++i)
     t.data()[i] = static_cast<T>(gen.normal(mean, stddev));
