@@ -28,7 +28,7 @@ inline xsimd::batch<T, A> gelu_tanh_parts(const xsimd::batch<T, A>& x, xsimd::ba
   const B x2 = x * x;
   const B u2 = B(T(2) * gelu_k0<T>) * fmadd(B(gelu_k1<T>) * x2, x, x); // 2u
   // 1 + tanh(u) = 2 sigmoid(2u): no cancellation for negative x, unlike the textbook form.
-  const B e = exp_impl<false, T, A, true>(-xsimd::abs(u2), u2);
+  const B e = exp_impl<false, T, A, true>(u2 | B(T(-0.0)), u2); // -|2u|: one OR
   const B r = recip_bounded(B(T(1)) + e);
   s = xsimd::select(u2 >= B(T(0)), r, e * r);
   s1ms = e * r * r; // s (1 - s)
@@ -44,7 +44,7 @@ template <class T, class A>
 inline xsimd::batch<T, A> gelu_tanh_forward(const xsimd::batch<T, A>& x) noexcept {
   using B = xsimd::batch<T, A>;
   const B u2 = x * fmadd(x * x, B(T(2) * gelu_k0<T> * gelu_k1<T>), B(T(2) * gelu_k0<T>)); // 2u
-  const B e = exp_impl<false, T, A, true>(-xsimd::abs(u2), u2);                           // e^-|2u|
+  const B e = exp_impl<false, T, A, true>(u2 | B(T(-0.0)), u2); // e^-|2u|, -|2u| by one OR
   const B r = recip_bounded(B(T(1)) + e);
   return x * xsimd::select(u2 >= B(T(0)), r, e * r);
 }
@@ -114,7 +114,19 @@ void gelu_tanh(const T* x, T* y, std::size_t n) {
 template <class T, class A = xsimd::default_arch>
 void gelu_erf(const T* x, T* y, std::size_t n) {
   detail::ew<A>(
-      n, detail::ew_parallel_costly, [](const auto& v) { return v * math::normal_cdf(v); }, y, x);
+      n, detail::ew_parallel_costly,
+      [](const auto& v) {
+        if constexpr (std::is_same_v<T, float>) {
+          // x Phi(x) = max(x, 0) - |x| Phi(-|x|) (z = |x| clamped where Phi(-|x|) is 0 already)
+          using B = std::decay_t<decltype(v)>;
+          B z;
+          const B q = detail::normal_lower_tail(v, z, static_cast<B*>(nullptr));
+          return detail::fnmadd(z, q, detail::max_keep_nan(v, 0.0f));
+        } else {
+          return v * math::normal_cdf(v);
+        }
+      },
+      y, x);
 }
 
 /// y = -x.
