@@ -202,9 +202,9 @@ public:
   }
   /// Equal to another sequence of the same values (a std::vector, an xtensor shape).
   template <class R>
-    requires(!std::is_same_v<R, small_vector> && std::ranges::sized_range<const R> &&
-             std::equality_comparable_with<std::ranges::range_value_t<const R>, T>)
-  friend bool operator==(const small_vector& a, const R& b) {
+  requires(!std::is_same_v<R, small_vector> && std::ranges::sized_range<const R> &&
+           std::equality_comparable_with<std::ranges::range_value_t<const R>, T>) friend bool
+  operator==(const small_vector& a, const R& b) {
     if (a.size() != static_cast<size_type>(std::ranges::size(b)))
       return false;
     auto it = std::ranges::begin(b);
