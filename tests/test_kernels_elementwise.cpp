@@ -202,6 +202,23 @@ TEST_CASE_TEMPLATE("GELU and its gradient behave at the edges", T, float, double
   CHECK(y[3] == T(0));
 }
 
+TEST_CASE_TEMPLATE("GELU (tanh form) keeps NaN and the sign of zero", T, float, double) {
+  // Every lane of the vector path (AVX-512 float: vrangeps and a masked multiply) and the scalar tail.
+  const std::size_t n = 2 * W<T> + 3;
+  buffer<T> x(n), y(n);
+  for (std::size_t i = 0; i < n; ++i)
+    x[i] = i % 3 == 0 ? std::numeric_limits<T>::quiet_NaN() : i % 3 == 1 ? T(-0.0) : T(-1e-3) * T(i);
+  k::gelu_tanh(x.data(), y.data(), n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i % 3 == 0)
+      CHECK(std::isnan(y[i]));
+    else if (i % 3 == 1)
+      CHECK((y[i] == T(0) && std::signbit(y[i])));
+    else
+      CHECK(y[i] < T(0));
+  }
+}
+
 TEST_CASE_TEMPLATE("binary kernels match the reference, in place too", T, float, double) {
   for (const std::size_t n : sizes<T>()) {
     const buffer<T> x = random_buffer<T>(n, -10, 10, 11), y = random_buffer<T>(n, 0.5, 10, 12),
@@ -262,8 +279,10 @@ TEST_CASE_TEMPLATE("binary kernels match the reference, in place too", T, float,
 }
 
 TEST_CASE_TEMPLATE("row broadcasts: add_row, mul_row and their reduction sum_rows", T, float, double) {
-  const std::size_t shapes[][2] = {{0, 5},  {3, 0},     {1, 1},     {3, W<T> + 1},
-                                   {9, 17}, {64, 1000}, {300, 700}, {2000, 3}};
+  // (300, 700) and (20000, 21) are large enough for threads: their column sums split the columns
+  // into one block per thread (the second block of (20000, 21) is narrower than a vector).
+  const std::size_t shapes[][2] = {{0, 5},     {3, 0},     {1, 1},    {3, W<T> + 1}, {9, 17},
+                                   {64, 1000}, {300, 700}, {2000, 3}, {20000, 21}};
   for (const auto& s : shapes) {
     const std::size_t rows = s[0], cols = s[1], n = rows * cols;
     const buffer<T> x = random_buffer<T>(n, -1, 1, 21), row = random_buffer<T>(cols, -1, 1, 22);

@@ -226,14 +226,23 @@ inline void colsum(const T* x, std::size_t rows, std::size_t cols, T* out, bool 
     colsum_leaf<A>(x, cols, rows, cols, out, accumulate);
     return;
   }
-  // Column blocks are independent, so splitting them over threads cannot change any result.
-  const std::size_t cb = cols >= 2 * colsum_task_cols ? colsum_task_cols : cols;
+  // Column blocks are independent, so splitting them over threads cannot change any result. Blocks
+  // of colsum_task_cols columns, or, when that leaves a thread idle (e.g. (10000, 1000) on two
+  // threads: one block of 1000 ran at 0.7x the two-thread copy bandwidth), one block per thread
+  // rounded up to whole vectors.
+  constexpr std::size_t W = xsimd::batch<T, A>::size;
+  const int threads = rows * cols >= reduce_parallel ? get_num_threads() : 1;
+  std::size_t cb = cols >= 2 * colsum_task_cols ? colsum_task_cols : cols;
+  if (threads > 1 && (cols + cb - 1) / cb < std::size_t(threads)) {
+    const std::size_t per = (cols + std::size_t(threads) - 1) / std::size_t(threads);
+    cb = std::min(cols, std::max(W, (per + W - 1) / W * W));
+  }
   const std::size_t tasks = (cols + cb - 1) / cb;
   const std::size_t levels = colsum_depth<A>(rows) + (accumulate ? 1 : 0);
-  const int threads = rows * cols >= reduce_parallel ? get_num_threads() : 1;
   parallel_tasks(tasks, threads, [&](std::size_t t) {
     const std::size_t j0 = t * cb, w = std::min(cb, cols - j0);
-    // Own scratch per task: a task is at least 8 x 512 elements of work, the allocation is noise.
+    // Own scratch per task: a task is at least 8 x 512 elements of work, or a thread's share of a
+    // matrix of at least reduce_parallel elements; the allocation is noise.
     std::vector<T> scratch(levels * w);
     T* s = scratch.data();
     if (accumulate) {

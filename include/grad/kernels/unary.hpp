@@ -43,6 +43,48 @@ inline xsimd::batch<T, A> gelu_tanh_parts(const xsimd::batch<T, A>& x, xsimd::ba
 template <class T, class A>
 inline xsimd::batch<T, A> gelu_tanh_forward(const xsimd::batch<T, A>& x) noexcept {
   using B = xsimd::batch<T, A>;
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+  if constexpr (has_scalef<A> && std::is_same_v<T, float>) {
+    // AVX-512 float, 20 instructions against 24 for the general form below (measured side by side:
+    // 1.23-1.28x its speed on 1e5 floats in cache, 1.07-1.11x on 1e7, where the general form had
+    // reached only 0.74-0.9x the copy bandwidth on one thread); max relative error 3.4e-7 for
+    // |x| < 1 and 2.3e-7 (1 + |2u|) elsewhere, against 3.2e-7 and 1.8e-7 (every 7th float in
+    // [-12, 12], normal results, long double reference):
+    // - -min(|2u|, 104) by one vrangeps (min of magnitudes, sign forced negative) instead of an OR
+    //   and a clamp; e^-104 is below half the smallest subnormal, so the clamp changes no result;
+    // - e^z = 2^k 2^(j/32) e^r, |r| <= ln2/64, with a 32-entry table in two registers (one vpermt2ps)
+    //   and e^r - 1 = r (a + r/2): relative error 5.3e-8 (a near-minimax linear term, a - 1 = h^2/8
+    //   for h = ln2/64, in place of r^3/6 = 2.1e-7 for a = 1), one instruction less than the cubic
+    //   of exp_impl's 16-entry table;
+    // - r = z - k ln2/32 with ln2/32 rounded to one float (no Cody-Waite second step): the constant's
+    //   error (6e-11) times |k| moves the result by at most 2.7e-9 |z| relative, far below the |2u| ulp
+    //   that rounding u itself costs;
+    // - x sigmoid(2u) = x e / (1 + e) for x < 0 (sign of 2u = sign of x), x / (1 + e) otherwise: a
+    //   masked multiply instead of a multiply, compare and blend.
+    const B u2 = x * fmadd(x * x, B(2.0f * gelu_k0<float> * gelu_k1<float>), B(2.0f * gelu_k0<float>));
+    const B z = _mm512_mask_range_ps(u2, __mmask16(0xffff), u2, B(104.0f), 0x0e); // -min(|2u|, 104)
+    using C = math_consts<float>;
+    const B ks = fmadd(z, B(32.0f * C::log2e), B(C::round_shift));
+    const B k32 = ks - B(C::round_shift); // round(32 z log2 e); the low 5 bits of ks hold k32 mod 32
+    const B r = fmadd(k32, B(-0.0216608494520187378f), z);       // ln2 / 32
+    const B pm1 = r * fmadd(r, B(0.5f), B(1.0000146627426147f)); // e^r - 1
+    const __m512 lo =
+        _mm512_setr_ps(1.0f, 1.0218971967697144f, 1.0442737340927124f, 1.0671404600143433f,
+                       1.0905077457427979f, 1.114386796951294f, 1.1387885808944702f, 1.1637248992919922f,
+                       1.1892070770263672f, 1.215247392654419f, 1.2418577671051025f, 1.2690509557724f,
+                       1.2968395948410034f, 1.3252366781234741f, 1.3542555570602417f, 1.3839099407196045f);
+    const __m512 hi =
+        _mm512_setr_ps(1.4142135381698608f, 1.4451807737350464f, 1.4768261909484863f, 1.5091644525527954f,
+                       1.5422108173370361f, 1.5759809017181396f, 1.610490322113037f, 1.6457555294036865f,
+                       1.6817928552627563f, 1.7186193466186523f, 1.7562521696090698f, 1.7947090864181519f,
+                       1.8340080976486206f, 1.8741676807403564f, 1.9152065515518188f,
+                       1.9571441411972046f); // 2^(j/32), j = 0..31, correctly rounded
+    const B tj = _mm512_mask_permutex2var_ps(lo, __mmask16(0xffff), _mm512_castps_si512(ks), hi);
+    const B e = scale_pow2(fmadd(tj, pm1, tj), k32 * B(0.03125f)); // vscalef floors k32 / 32 itself
+    const B m = _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), x, e);
+    return m * recip_bounded(B(1.0f) + e);
+  }
+#endif
   const B u2 = x * fmadd(x * x, B(T(2) * gelu_k0<T> * gelu_k1<T>), B(T(2) * gelu_k0<T>)); // 2u
   const B e = exp_impl<false, T, A, true>(u2 | B(T(-0.0)), u2); // e^-|2u|, -|2u| by one OR
   const B r = recip_bounded(B(T(1)) + e);
