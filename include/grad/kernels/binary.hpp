@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 
@@ -34,6 +35,27 @@ inline constexpr bool has_avx512_masks =
     false;
 #endif
 
+/// True when A has AVX2's masked loads and stores (vmaskmov: tails in one or two instructions).
+template <class A>
+inline constexpr bool has_avx2_masks =
+#if defined(__AVX2__)
+    std::is_base_of_v<xsimd::avx2, A> && !has_avx512_masks<A>;
+#else
+    false;
+#endif
+
+#if defined(__AVX2__)
+/// Lane mask of an AVX2 batch of T whose first k lanes are set (k < lane count).
+template <class T>
+inline __m256i avx2_lane_mask(std::size_t k) noexcept {
+  // A window of 8 (or 4) lanes over "all set, then all clear" starts k lanes before the clear part.
+  alignas(32) static constexpr std::int32_t words[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                         0,  0,  0,  0,  0,  0,  0,  0};
+  const std::size_t lanes_before_clear = std::is_same_v<T, float> ? k : 2 * k; // doubles: 2 words a lane
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + 8 - lanes_before_clear));
+}
+#endif
+
 /// Loads the first k (< lane count) elements at p into a batch whose other lanes hold `fill`; never
 /// reads past p + k.
 template <class A, class T>
@@ -44,6 +66,15 @@ inline xsimd::batch<T, A> load_n(const T* p, std::size_t k, T fill = T(0)) noexc
       return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), static_cast<__mmask16>((1u << k) - 1u), p);
     else
       return _mm512_mask_loadu_pd(_mm512_set1_pd(fill), static_cast<__mmask8>((1u << k) - 1u), p);
+  }
+#endif
+#if defined(__AVX2__)
+  if constexpr (has_avx2_masks<A>) {
+    const __m256i m = avx2_lane_mask<T>(k);
+    if constexpr (std::is_same_v<T, float>)
+      return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+    else
+      return _mm256_blendv_pd(_mm256_set1_pd(fill), _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
   }
 #endif
   alignas(64) T buf[xsimd::batch<T, A>::size];
@@ -61,6 +92,15 @@ inline void store_n(T* p, const xsimd::batch<T, A>& v, std::size_t k) noexcept {
       _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << k) - 1u), v);
     else
       _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << k) - 1u), v);
+    return;
+  }
+#endif
+#if defined(__AVX2__)
+  if constexpr (has_avx2_masks<A>) {
+    if constexpr (std::is_same_v<T, float>)
+      _mm256_maskstore_ps(p, avx2_lane_mask<T>(k), v);
+    else
+      _mm256_maskstore_pd(p, avx2_lane_mask<T>(k), v);
     return;
   }
 #endif
