@@ -187,3 +187,55 @@ TEST_CASE("backward frees each gradient once consumed, except retained ones") {
   CHECK(k.grad()(3) == 1.0f);
   CHECK_FALSE(h.has_grad());
 }
+
+TEST_CASE("tensor handles count references to one shared state (impl_ref)") {
+  auto a = grad::full<float>({3}, 1.0f);
+  CHECK(a.impl().use_count() == 1);
+  {
+    auto b = a; // copy: one more owner
+    CHECK(a.impl().use_count() == 2);
+    CHECK(b.impl() == a.impl());
+    auto c = std::move(b); // move: ownership passes, the count stays
+    CHECK(a.impl().use_count() == 2);
+    CHECK_FALSE(b.defined());
+    const auto& alias = c;
+    c = alias; // self-assignment keeps the state alive
+    CHECK(c.impl().use_count() == 2);
+    CHECK(c.value()(2) == 1.0f);
+    c = grad::tensor(); // reset
+    CHECK(a.impl().use_count() == 1);
+  }
+  // Copies made and dropped on several threads at once keep the count exact (atomic once threaded).
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([a] {
+      for (int i = 0; i < 100000; ++i) {
+        auto copy = a;
+        auto again = copy;
+        (void)again;
+      }
+    });
+  for (auto& th : threads)
+    th.join();
+  CHECK(a.impl().use_count() == 1);
+  CHECK(a.value()(0) == 1.0f);
+}
+
+TEST_CASE("a node and its output unlink whichever ends first") {
+  auto x = grad::full<double>({2}, 1.5, {.requires_grad = true});
+  auto kept = x * 3.0;
+  auto dropped = x * 5.0;
+  auto* node_of_dropped = dropped.impl()->creator;
+  REQUIRE(node_of_dropped != nullptr);
+  CHECK(node_of_dropped->output_alive());
+  dropped = grad::dtensor(); // the output ends first: its node knows, and backward skips it
+  CHECK_FALSE(node_of_dropped->output_alive());
+  grad::sum(kept).backward();
+  CHECK(x.grad()(0) == doctest::Approx(3.0));
+  // The tape was cleared by backward (its nodes ended first): the output outlives its node, stays a
+  // non-leaf, and dropping it later touches no freed node (AddressSanitizer checks this in CI).
+  CHECK_FALSE(kept.is_leaf());
+  CHECK_FALSE(kept.impl()->node_linked);
+  kept = grad::dtensor();
+  CHECK(x.grad()(1) == doctest::Approx(3.0));
+}

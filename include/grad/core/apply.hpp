@@ -8,10 +8,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -30,29 +30,41 @@ inline shape_type to_shape(const Shape& s) {
 
 template <class A, class B>
 inline bool same_shape(const A& a, const B& b) {
-  if (a.size() != b.size())
+  const std::size_t n = a.size();
+  if (n != b.size())
     return false;
-  for (std::size_t i = 0; i < a.size(); ++i) // shapes are short: a loop, not a call to memcmp
-    if (a[i] != b[i])
+  const auto* pa = a.data();
+  const auto* pb = b.data();
+  for (std::size_t i = 0; i < n; ++i) // shapes are short: a loop, not a call to memcmp
+    if (pa[i] != pb[i])
       return false;
   return true;
 }
 
 template <class T>
-using impl_ptr = std::shared_ptr<tensor_impl<T>>;
+using impl_ptr = impl_ref<T>;
 
 template <class Inputs>
 struct inputs_traits;
+// Gradient buffers in a broadcast shape, summed down by op_context::finish; null until used.
 template <class T, std::size_t N>
 struct inputs_traits<std::array<impl_ptr<T>, N>> {
-  using scratch = std::array<std::optional<grad::xarray<T>>, N>;
+  using scratch = std::array<array_ptr<T>, N>;
   static scratch make(std::size_t) { return {}; }
 };
 template <class T>
 struct inputs_traits<std::vector<impl_ptr<T>>> {
-  using scratch = std::vector<std::optional<grad::xarray<T>>>;
+  using scratch = std::vector<array_ptr<T>>;
   static scratch make(std::size_t n) { return scratch(n); }
 };
+
+/// A zero-filled array of this shape from the thread's array cache.
+template <class T>
+inline array_ptr<T> zeros_array_ptr(const shape_type& shape) {
+  array_ptr<T> a(array_cache<T>::take(shape));
+  fill_zero(a->data(), a->size());
+  return a;
+}
 
 } // namespace detail
 
@@ -87,13 +99,15 @@ public:
     auto& in = *ins_[i];
     if (!in.requires_grad) { // the op did not check needs_grad: give it a scratch buffer to write into
       if (!scratch_[i])
-        scratch_[i].emplace(detail::zeros_array<T>(grad_shape(i)));
+        scratch_[i] = detail::zeros_array_ptr<T>(grad_shape(i));
       return *scratch_[i];
     }
     if (scratch_[i])
       return *scratch_[i];
-    if (!direct(i))
-      return scratch_[i].emplace(detail::zeros_array<T>(grad_shape(i)));
+    if (!direct(i)) {
+      scratch_[i] = detail::zeros_array_ptr<T>(grad_shape(i));
+      return *scratch_[i];
+    }
     return in.grad_for_pass(pass_);
   }
 
@@ -183,20 +197,24 @@ template <class T, class Op, class Inputs>
 struct op_node final : node {
   Op op;
   Inputs inputs;
-  // The output does not own its node and the node does not own its output: a dead output just
-  // means there is nothing to backpropagate. `out_` is only read while `output` is not expired; the
-  // tape is used by one thread, which also holds the output's handles.
-  std::weak_ptr<tensor_impl<T>> output;
-  tensor_impl<T>* out_;
+  // The output does not own its node and the node does not own its output: node::out points to the
+  // output while a handle to it lives (a dead output just means there is nothing to backpropagate).
 
-  op_node(Op o, Inputs in, const impl_ptr<T>& out)
-      : op(std::move(o)), inputs(std::move(in)), output(out), out_(out.get()) {
+  op_node(Op o, Inputs in, tensor_impl<T>* output) : op(std::move(o)), inputs(std::move(in)) {
     name = Op::name;
+    out = output;
   }
+  ~op_node() override {
+    if (out)
+      output()->node_linked = false;
+  }
+  op_node(const op_node&) = delete;
+  op_node& operator=(const op_node&) = delete;
+  tensor_impl<T>* output() const noexcept { return static_cast<tensor_impl<T>*>(out); }
   void backward() override {
-    if (output.expired())
+    if (!out)
       return;
-    op_context<T, Op, Inputs> c(op, inputs, *out_, backward_pass());
+    op_context<T, Op, Inputs> c(op, inputs, *output(), backward_pass());
     op.backward(c);
     c.finish();
   }
@@ -221,13 +239,12 @@ struct op_node final : node {
       return flops;
     }
   }
-  bool output_alive() const noexcept override { return !output.expired(); }
   bool has_output_grad() const noexcept override {
-    return !output.expired() && out_->has_grad_in_pass(backward_pass());
+    return out && output()->has_grad_in_pass(backward_pass());
   }
   void release_output_grad() noexcept override {
-    if (!output.expired() && !out_->retain_grad)
-      out_->release_grad();
+    if (out && !output()->retain_grad)
+      output()->release_grad();
   }
 };
 
@@ -237,8 +254,7 @@ template <class T, class Op, class Inputs>
 basic_tensor<T> run_op(Op op, Inputs ins, const shape_type& out_shape, std::uint64_t flops) {
   op_event_sink* const sink = op_sink();
   const std::int64_t t0 = sink ? profile_clock_ns() : 0;
-  auto out =
-      std::allocate_shared<tensor_impl<T>>(cache_allocator<tensor_impl<T>>(), uninitialized, out_shape);
+  auto out = impl_ref<T>::make(uninitialized, out_shape);
   {
     op_context<T, Op, Inputs> c(op, ins, *out);
     op.forward(c);
@@ -267,11 +283,12 @@ basic_tensor<T> run_op(Op op, Inputs ins, const shape_type& out_shape, std::uint
     for (const auto& p : ins)
       bytes += p->value->size();
     tape& tp = current_tape();
-    auto* n = tp.template emplace<op_node<T, Op, Inputs>>(std::move(op), std::move(ins), out);
+    auto* n = tp.template emplace<op_node<T, Op, Inputs>>(std::move(op), std::move(ins), out.get());
     n->flops = flops;
     n->bytes = bytes * sizeof(T);
     out->requires_grad = true;
     out->creator = n;
+    out->node_linked = true;
     out->epoch = tp.epoch();
   }
   return basic_tensor<T>(std::move(out));
@@ -284,17 +301,42 @@ inline const impl_ptr<T>& checked_impl(std::string_view op, const basic_tensor<T
   return t.impl();
 }
 
+template <class X>
+struct is_tensor : std::false_type {};
+template <element T>
+struct is_tensor<basic_tensor<T>> : std::true_type {};
+
+/// A tensor handle argument of any value category.
+template <class X>
+concept tensor_arg = is_tensor<std::remove_cvref_t<X>>::value;
+
+/// The state of an input for the node: moved out of a temporary handle (no reference count
+/// traffic), shared with any other.
+template <class X>
+inline auto input_ref(X&& t) {
+  using tensor_type = std::remove_cvref_t<X>;
+  if constexpr (std::is_rvalue_reference_v<X&&> && !std::is_const_v<std::remove_reference_t<X>>)
+    return std::move(t).release_impl();
+  else
+    return impl_ptr<typename tensor_type::value_type>(t.impl());
+}
+
 } // namespace detail
 
 /// Runs op on fixed inputs: checks shapes (op.shape), allocates the output, runs forward and, when
-/// grad mode is on and an input requires grad, records the node for backward.
-template <class Op, element T, std::same_as<basic_tensor<T>>... Rest>
-requires op_for<Op, T, 1 + sizeof...(Rest)> basic_tensor<T> apply(Op op, const basic_tensor<T>& first,
-                                                                  const Rest&... rest) {
+/// grad mode is on and an input requires grad, records the node for backward. A temporary input
+/// (an rvalue handle) is moved into the node rather than shared.
+template <class Op, detail::tensor_arg First, detail::tensor_arg... Rest>
+requires(std::same_as<std::remove_cvref_t<Rest>, std::remove_cvref_t<First>>&&...) &&
+    op_for<Op, typename std::remove_cvref_t<First>::value_type,
+           1 + sizeof...(Rest)> std::remove_cvref_t<First> apply(Op op, First&& first, Rest&&... rest) {
+  using T = typename std::remove_cvref_t<First>::value_type;
   constexpr std::size_t N = 1 + sizeof...(Rest);
-  detail::fixed_inputs<T, N> ins{detail::checked_impl(Op::name, first),
-                                 detail::checked_impl(Op::name, rest)...};
+  (void)detail::checked_impl(Op::name, first);
+  (void)(detail::checked_impl(Op::name, rest), ...);
   const std::array<shape_type, N> shapes{first.shape(), rest.shape()...};
+  detail::fixed_inputs<T, N> ins{detail::input_ref(std::forward<First>(first)),
+                                 detail::input_ref(std::forward<Rest>(rest))...};
   return [&]<std::size_t... I>(std::index_sequence<I...>) {
     const shape_type out_shape = op.shape(shapes[I]...);
     const std::uint64_t flops = op.flops(out_shape, shapes[I]...);

@@ -23,6 +23,7 @@ struct node {
   std::uint64_t flops = 0; // forward FLOPs of this call
   std::uint64_t bytes = 0; // bytes read and written by the forward
   std::size_t index = 0;   // position on the tape
+  void* out = nullptr;     // the output's tensor_impl<T> while a handle to it lives (it clears this)
   node() = default;
   node(const node&) = delete;
   node& operator=(const node&) = delete;
@@ -32,7 +33,7 @@ struct node {
   /// FLOPs of this node's backward (for the profiler).
   virtual std::uint64_t backward_flops() const { return flops; }
   /// False once nothing can read the output any more (no handle, no later node): the node is dead.
-  virtual bool output_alive() const noexcept = 0;
+  bool output_alive() const noexcept { return out != nullptr; }
   /// True when the output received a gradient in the current backward pass.
   virtual bool has_output_grad() const noexcept = 0;
   /// Frees the output's gradient after a backward pass, unless the user asked to retain it.

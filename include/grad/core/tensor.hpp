@@ -53,10 +53,10 @@ public:
   /// An undefined tensor (no storage); most operations on it throw.
   basic_tensor() = default;
   /// Wraps an existing state (used by ops and factories).
-  explicit basic_tensor(std::shared_ptr<impl_type> impl) noexcept : impl_(std::move(impl)) {}
+  explicit basic_tensor(detail::impl_ref<T> impl) noexcept : impl_(std::move(impl)) {}
   /// A leaf tensor holding `value`.
   explicit basic_tensor(array_type value, tensor_options opt = {})
-      : impl_(std::allocate_shared<impl_type>(detail::cache_allocator<impl_type>(), std::move(value))) {
+      : impl_(detail::impl_ref<T>::make(std::move(value))) {
     impl_->requires_grad = opt.requires_grad;
   }
 
@@ -129,7 +129,10 @@ public:
   }
 
   /// The shared state (internal: for ops, the tape and the profiler).
-  const std::shared_ptr<impl_type>& impl() const noexcept { return impl_; }
+  const detail::impl_ref<T>& impl() const noexcept { return impl_; }
+  /// Moves the shared state out of this handle, which becomes undefined (internal: apply uses it to
+  /// take over a temporary operand without touching its reference count).
+  detail::impl_ref<T> release_impl() && noexcept { return std::move(impl_); }
 
 private:
   impl_type& state() const {
@@ -139,7 +142,7 @@ private:
   }
   array_type& val() const { return *state().value; }
 
-  std::shared_ptr<impl_type> impl_;
+  detail::impl_ref<T> impl_;
 };
 
 /// Single-precision tensor, the default for models.

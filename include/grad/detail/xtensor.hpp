@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <iterator>
 #include <memory>
 #include <new>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -45,26 +47,27 @@ template <class T>
 class array_cache {
 public:
   using array = grad::xarray<T>;
+  /// Arrays of more dimensions are not cached.
+  static constexpr std::size_t max_dims = 6;
 
   /// An array of this shape with uninitialised contents (a spare one when there is one).
   template <class Shape>
   static array* take(const Shape& shape) {
-    std::size_t n = 1;
-    for (const auto d : shape)
-      n *= static_cast<std::size_t>(d);
-    if (n * sizeof(T) <= GRAD_ARRAY_CACHE_MAX_BYTES && shape.size() <= 6)
+    static_assert(std::is_same_v<std::remove_cvref_t<decltype(*std::data(shape))>, std::size_t>);
+    const std::size_t d = std::size(shape);
+    if (d <= max_dims)
       if (array_cache* self = local())
-        if (array* a = self->pop(shape))
+        if (array* a = self->pop(std::data(shape), d))
           return a;
     return create(array::from_shape(shape));
   }
   /// A new array object holding `v`.
   static array* create(array&& v) {
-    void* mem = block_cache::allocate(sizeof(array));
+    void* mem = block_cache::allocate(block_bytes);
     try {
       return ::new (mem) array(std::move(v));
     } catch (...) {
-      block_cache::deallocate(mem, sizeof(array));
+      block_cache::deallocate(mem, block_bytes);
       throw;
     }
   }
@@ -72,24 +75,27 @@ public:
   static void give(array* a) noexcept {
     if (!a)
       return;
-    if (a->size() * sizeof(T) <= GRAD_ARRAY_CACHE_MAX_BYTES && a->dimension() <= 6)
-      if (array_cache* self = local())
-        if (self->push(a))
-          return;
+    if (array_cache* self = local())
+      if (self->push(a))
+        return;
     destroy(a);
   }
-  /// This thread's cache, or null once thread exit destroyed it.
+  /// This thread's cache, or null once thread exit destroyed it. The pointer is a constant-initialised
+  /// thread_local, so the common path reads it without the guard of a dynamically initialised one.
   static array_cache* local() noexcept {
-    if (destroyed())
-      return nullptr;
-    thread_local array_cache cache;
-    return &cache;
+    if (array_cache* p = local_ptr())
+      return p;
+    return make_local();
   }
   /// Destroys every spare array.
   void clear() noexcept {
-    for (auto& [shape, list] : spare_)
-      for (array* a : list)
+    for (auto& kv : spare_) {
+      for (array* a = kv.second.head; a;) {
+        array* next = link(a);
         destroy(a);
+        a = next;
+      }
+    }
     spare_.clear();
     last_ = nullptr;
     bytes_ = 0;
@@ -99,71 +105,133 @@ public:
   array_cache& operator=(const array_cache&) = delete;
 
 private:
-  using key = small_vector<std::size_t, 6>;
+  // Each array object lives in a block with room for one pointer after it: the free-list link.
+  static constexpr std::size_t link_offset = (sizeof(array) + alignof(array*) - 1) & ~(alignof(array*) - 1);
+  static constexpr std::size_t block_bytes = link_offset + sizeof(array*);
+  static array*& link(array* a) noexcept {
+    return *std::launder(reinterpret_cast<array**>(reinterpret_cast<std::byte*>(a) + link_offset));
+  }
+
+  // A shape as a fixed-size key; unused extents are 0.
+  struct key {
+    std::size_t dims = 0;
+    std::size_t ext[max_dims] = {};
+    bool operator==(const key& o) const noexcept {
+      if (dims != o.dims)
+        return false;
+      for (std::size_t i = 0; i < dims; ++i)
+        if (ext[i] != o.ext[i])
+          return false;
+      return true;
+    }
+  };
   struct key_hash {
     std::size_t operator()(const key& k) const noexcept {
-      std::size_t h = k.size();
-      for (const auto d : k)
-        h = (h ^ d) * 0x9E3779B97F4A7C15ull;
+      std::size_t h = k.dims;
+      for (std::size_t i = 0; i < k.dims; ++i)
+        h = (h ^ k.ext[i]) * 0x9E3779B97F4A7C15ull;
       return h;
     }
   };
-  using map = std::unordered_map<key, std::vector<array*>, key_hash>;
+  // The spare arrays of one shape (a list linked through their blocks), and the bytes each holds.
+  struct entry {
+    array* head = nullptr;
+    std::size_t bytes = 0;
+  };
+  using map = std::unordered_map<key, entry, key_hash>;
 
   array_cache() = default;
   ~array_cache() {
     clear();
     destroyed() = true;
+    local_ptr() = nullptr;
+  }
+  static array_cache*& local_ptr() noexcept {
+    thread_local array_cache* p = nullptr;
+    return p;
   }
   static bool& destroyed() noexcept {
     thread_local bool flag = false;
     return flag;
   }
+  static array_cache* make_local() noexcept {
+    if (destroyed())
+      return nullptr;
+    thread_local array_cache cache;
+    local_ptr() = &cache;
+    return &cache;
+  }
   static void destroy(array* a) noexcept {
     a->~array();
-    block_cache::deallocate(a, sizeof(array));
+    block_cache::deallocate(a, block_bytes);
   }
-  template <class A, class B>
-  static bool same(const A& a, const B& b) noexcept {
-    if (a.size() != b.size())
+  // True when the entry used last has this shape (the common case: a chain of ops of one shape).
+  bool is_last(const std::size_t* s, std::size_t d) const noexcept {
+    if (!last_ || last_->first.dims != d)
       return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-      if (static_cast<std::size_t>(a[i]) != static_cast<std::size_t>(b[i]))
+    const std::size_t* e = last_->first.ext;
+    for (std::size_t i = 0; i < d; ++i)
+      if (e[i] != s[i])
         return false;
     return true;
   }
-  template <class Shape>
-  array* pop(const Shape& shape) noexcept {
-    typename map::value_type* e = last_;
-    if (!e || !same(e->first, shape)) {
-      const auto it = spare_.find(key(shape.begin(), shape.end()));
-      if (it == spare_.end())
-        return nullptr;
-      e = &*it;
-      last_ = e;
+  static key make_key(const std::size_t* s, std::size_t d) noexcept {
+    key k;
+    k.dims = d;
+    for (std::size_t i = 0; i < d; ++i)
+      k.ext[i] = s[i];
+    return k;
+  }
+  // Makes last_ the entry of this shape; false when there is none.
+  bool find(const std::size_t* s, std::size_t d) noexcept {
+    if (is_last(s, d))
+      return true;
+    const auto it = spare_.find(make_key(s, d));
+    if (it == spare_.end())
+      return false;
+    last_ = &*it;
+    return true;
+  }
+  // Makes last_ the entry of a's shape, adding it; false when a is not cached (too large, too many
+  // dimensions, caching off, or no memory for the entry).
+  bool find_or_add(const array& a) noexcept {
+    const std::size_t d = a.dimension();
+    const std::size_t* s = a.shape().data();
+    if (is_last(s, d))
+      return true;
+    const std::size_t b = a.size() * sizeof(T);
+    if (d > max_dims || b > GRAD_ARRAY_CACHE_MAX_BYTES || GRAD_ARRAY_POOL_BYTES == 0)
+      return false;
+    try {
+      const auto [it, fresh] = spare_.try_emplace(make_key(s, d));
+      if (fresh)
+        it->second.bytes = b;
+      last_ = &*it;
+    } catch (...) { // no memory for the bookkeeping: not cached
+      return false;
     }
-    if (e->second.empty())
+    return true;
+  }
+  array* pop(const std::size_t* s, std::size_t d) noexcept {
+    if (!find(s, d))
       return nullptr;
-    array* a = e->second.back();
-    e->second.pop_back();
-    bytes_ -= a->size() * sizeof(T);
+    entry& e = last_->second;
+    array* a = e.head;
+    if (!a)
+      return nullptr;
+    e.head = link(a);
+    bytes_ -= e.bytes;
     return a;
   }
   bool push(array* a) noexcept {
-    const std::size_t b = a->size() * sizeof(T);
-    if (GRAD_ARRAY_POOL_BYTES == 0 || bytes_ + b > GRAD_ARRAY_POOL_BYTES / 4)
+    if (!find_or_add(*a))
       return false;
-    try {
-      typename map::value_type* e = last_;
-      if (!e || !same(e->first, a->shape())) {
-        e = &*spare_.try_emplace(key(a->shape().begin(), a->shape().end())).first;
-        last_ = e;
-      }
-      e->second.push_back(a);
-    } catch (...) { // no memory for the bookkeeping: the array is destroyed instead
+    entry& e = last_->second;
+    if (bytes_ + e.bytes > GRAD_ARRAY_POOL_BYTES / 4)
       return false;
-    }
-    bytes_ += b;
+    link(a) = e.head;
+    e.head = a;
+    bytes_ += e.bytes;
     return true;
   }
 

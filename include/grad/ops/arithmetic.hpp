@@ -259,25 +259,36 @@ basic_tensor<T> square(const basic_tensor<T>& x) {
   return pow(x, 2);
 }
 
+namespace detail {
+/// Two tensor handles (of any value category) of the same element type: the operands of a binary
+/// operator. The operators forward them to apply, which moves a temporary into the node.
+template <class A, class B>
+concept tensor_pair = tensor_arg<A> && std::same_as<std::remove_cvref_t<A>, std::remove_cvref_t<B>>;
+} // namespace detail
+
 /// a + b.
-template <element T>
-basic_tensor<T> operator+(const basic_tensor<T>& a, const basic_tensor<T>& b) {
-  return add(a, b);
+template <class A, class B>
+requires detail::tensor_pair<A, B> std::remove_cvref_t<A>
+operator+(A&& a, B&& b) {
+  return apply(ops::add_op{}, std::forward<A>(a), std::forward<B>(b));
 }
 /// a - b.
-template <element T>
-basic_tensor<T> operator-(const basic_tensor<T>& a, const basic_tensor<T>& b) {
-  return sub(a, b);
+template <class A, class B>
+requires detail::tensor_pair<A, B> std::remove_cvref_t<A>
+operator-(A&& a, B&& b) {
+  return apply(ops::sub_op{}, std::forward<A>(a), std::forward<B>(b));
 }
 /// a * b.
-template <element T>
-basic_tensor<T> operator*(const basic_tensor<T>& a, const basic_tensor<T>& b) {
-  return mul(a, b);
+template <class A, class B>
+requires detail::tensor_pair<A, B> std::remove_cvref_t<A>
+operator*(A&& a, B&& b) {
+  return apply(ops::mul_op{}, std::forward<A>(a), std::forward<B>(b));
 }
 /// a / b.
-template <element T>
-basic_tensor<T> operator/(const basic_tensor<T>& a, const basic_tensor<T>& b) {
-  return div(a, b);
+template <class A, class B>
+requires detail::tensor_pair<A, B> std::remove_cvref_t<A>
+operator/(A&& a, B&& b) {
+  return apply(ops::div_op{}, std::forward<A>(a), std::forward<B>(b));
 }
 /// -x.
 template <element T>
