@@ -333,7 +333,7 @@ requires(std::same_as<std::remove_cvref_t<Rest>, std::remove_cvref_t<First>>&&..
   using T = typename std::remove_cvref_t<First>::value_type;
   constexpr std::size_t N = 1 + sizeof...(Rest);
   (void)detail::checked_impl(Op::name, first);
-  (void)(detail::checked_impl(Op::name, rest), ...);
+  ((void)detail::checked_impl(Op::name, rest), ...);
   const std::array<shape_type, N> shapes{first.shape(), rest.shape()...};
   detail::fixed_inputs<T, N> ins{detail::input_ref(std::forward<First>(first)),
                                  detail::input_ref(std::forward<Rest>(rest))...};
