@@ -256,14 +256,6 @@ inline grad::xarray<T> empty_array(const Shape& shape) {
   return grad::xarray<T>::from_shape(shape);
 }
 
-/// Allocates a zero-filled row-major array of the given shape.
-template <class T, class Shape>
-inline grad::xarray<T> zeros_array(const Shape& shape) {
-  auto a = empty_array<T>(shape);
-  std::fill(a.data(), a.data() + a.size(), T(0));
-  return a;
-}
-
 } // namespace grad::detail
 
 namespace grad {
