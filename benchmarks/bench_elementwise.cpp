@@ -1,11 +1,13 @@
 // Bandwidth of grad's elementwise, reduction and softmax kernels (float) on 1e3, 1e5 and 1e7 elements,
-// next to a plain copy measured in the same run (the memory-bandwidth reference), xtensor expressions
-// doing the same work, and a loop over xsimd 8.1's own exp. GB/s counts bytes read + written once each.
-// At the end a table gives every kernel's GB/s as a ratio of the copy's at the same size and threads.
+// next to a plain copy (the memory-bandwidth reference), xtensor expressions doing the same work, and a
+// loop over xsimd 8.1's own exp. GB/s counts bytes read + written once each. Every row times its kernel
+// and a copy of the same size in alternating blocks (paired.hpp: this shared machine's speed drifts
+// too much for separately timed rows to be compared), and the table at the end gives every kernel's
+// GB/s and the median of its per-round ratios to the copy.
 //
-//   bench_elementwise [--benchmark_filter=...] [--benchmark_repetitions=3]
-// Sizes 1e3 and 1e5 run in cache (compute bound for exp, tanh, gelu); 1e7 (40 MB an array) is memory bound.
-
+//   bench_elementwise [--rounds=11] [--block_time=0.02] [--benchmark_filter=...]
+// Sizes 1e3 and 1e5 run in cache (compute bound for exp, tanh, gelu); 1e7 (40 MB an array) runs from
+// this machine's 105 MiB L3 or from memory, depending on the CPU.
 #include <benchmark/benchmark.h>
 
 // g++ 12 warns inside its own AVX-512 headers when xsimd's exp/nearbyint are inlined here (the xsimd and
@@ -20,8 +22,10 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <numeric>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <xtensor/xadapt.hpp>
@@ -33,6 +37,8 @@
 #include "grad/kernels/reduce.hpp"
 #include "grad/kernels/softmax.hpp"
 #include "grad/kernels/unary.hpp"
+
+#include "paired.hpp"
 
 namespace {
 
@@ -152,17 +158,6 @@ std::vector<kernel> kernels() {
   };
 }
 
-void run_kernel(benchmark::State& state, const kernel& kern, std::size_t n, int threads) {
-  arrays a(n, kern.lo, kern.hi);
-  grad::set_num_threads(threads);
-  for (auto _ : state) {
-    kern.run(a, n);
-    benchmark::ClobberMemory();
-  }
-  grad::set_num_threads(0);
-  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(n) * kern.bytes_per_elem);
-}
-
 /// "elementwise/<kernel>/<n>/t<threads>".
 std::string bench_name(const char* kernel, std::size_t n, int threads) {
   char buf[128];
@@ -170,68 +165,113 @@ std::string bench_name(const char* kernel, std::size_t n, int threads) {
   return buf;
 }
 
-/// Console output as usual, plus the best GB/s of every benchmark (over repetitions) for the table.
-class table_reporter : public benchmark::ConsoleReporter {
-public:
-  std::map<std::string, double> best; // "kernel/n/tT" -> GB/s
+/// Rounds per row (--rounds=N) and the length of one block (--block_time=SECONDS).
+int g_rounds = 11;
+double g_block_seconds = 0.02;
 
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const Run& r : runs) {
-      if (r.run_type != Run::RT_Iteration || r.error_occurred)
-        continue;
-      const auto it = r.counters.find("bytes_per_second");
-      if (it == r.counters.end())
-        continue;
-      double& b = best[r.run_name.function_name];
-      b = std::max(b, double(it->second) / 1e9);
-    }
-  }
-
-  /// `| kernel | n | threads | GB/s | copy GB/s | ratio |`, grouped by size and threads.
-  void print_table(const std::vector<kernel>& ks, const std::vector<std::size_t>& sizes,
-                   const std::vector<int>& threads) const {
-    std::printf(
-        "\n| kernel | n | threads | GB/s | copy GB/s | ratio to copy |\n|---|---:|---:|---:|---:|---:|\n");
-    for (const int t : threads)
-      for (const std::size_t n : sizes) {
-        const auto c = best.find(bench_name("copy", n, t));
-        if (c == best.end())
-          continue;
-        for (const kernel& kern : ks) {
-          const auto it = best.find(bench_name(kern.name, n, t));
-          if (it == best.end())
-            continue;
-          std::printf("| %s | %zu | %d | %.1f | %.1f | %.2f |\n", kern.name, n, t, it->second, c->second,
-                      it->second / c->second);
-        }
-      }
-  }
+/// Per-row results, accumulated over repetitions.
+struct row_result {
+  double bytes = 0, copy_bytes = 0; // bytes one call of the kernel / of the copy moves
+  grad_bench::paired_times times;   // ours: the kernel, peer: the copy
 };
+std::map<std::string, row_result> g_rows;
+
+/// One row: the kernel and a plain copy of the same size in alternating blocks (paired.hpp), so the
+/// ratio to copy compares the two on the same machine state. One thread: blocks timed in the thread's
+/// CPU time; two threads: wall time. The copy's own row times it alone.
+void run_kernel(benchmark::State& state, const kernel& kern, const kernel& copy, std::size_t n, int threads) {
+  arrays a(n, kern.lo, kern.hi);
+  grad::set_num_threads(threads);
+  const auto ours = [&] {
+    kern.run(a, n);
+    benchmark::ClobberMemory();
+  };
+  const auto peer_fn = [&] {
+    copy.run(a, n);
+    benchmark::ClobberMemory();
+  };
+  const auto* peer = std::string_view(kern.name) == copy.name ? nullptr : &peer_fn;
+  const auto nothing = [] {};
+  ours();
+  peer_fn();
+  row_result& res = g_rows[bench_name(kern.name, n, threads)];
+  res.bytes = double(n) * kern.bytes_per_elem;
+  res.copy_bytes = double(n) * copy.bytes_per_elem;
+  for (auto _ : state) {
+    grad_bench::paired_times t;
+    grad_bench::run_rounds(g_rounds, g_block_seconds, threads == 1, ours, peer, nothing, nothing, t);
+    state.SetIterationTime(std::accumulate(t.ours.begin(), t.ours.end(), 0.0));
+    res.times.ours.insert(res.times.ours.end(), t.ours.begin(), t.ours.end());
+    res.times.peer.insert(res.times.peer.end(), t.peer.begin(), t.peer.end());
+    state.counters["GB/s"] = res.bytes / t.best_ours() * 1e-9;
+    if (peer != nullptr)
+      state.counters["ratio_to_copy"] = t.median_speedup() * res.bytes / res.copy_bytes;
+  }
+  grad::set_num_threads(0);
+}
+
+/// `| kernel | n | threads | GB/s | copy GB/s | ratio |`, grouped by size and threads: GB/s from each
+/// side's best block, ratio = median over rounds of the paired kernel/copy bandwidth ratio.
+void print_table(const std::vector<kernel>& ks, const std::vector<std::size_t>& sizes,
+                 const std::vector<int>& threads) {
+  std::printf("\n%d rounds per row, blocks of at least %.0f ms; GB/s from the best block; ratio to copy = "
+              "median over rounds of the paired kernel/copy bandwidth ratio.\n",
+              g_rounds, g_block_seconds * 1e3);
+  std::printf("\n| kernel | n | threads | GB/s | copy GB/s (paired) | ratio to copy |\n"
+              "|---|---:|---:|---:|---:|---:|\n");
+  for (const int t : threads)
+    for (const std::size_t n : sizes)
+      for (const kernel& kern : ks) {
+        const auto it = g_rows.find(bench_name(kern.name, n, t));
+        if (it == g_rows.end() || it->second.times.ours.empty())
+          continue;
+        const row_result& r = it->second;
+        const double gb = r.bytes / r.times.best_ours() * 1e-9;
+        if (r.times.peer.empty()) {
+          std::printf("| %s | %zu | %d | %.1f | - | 1 |\n", kern.name, n, t, gb);
+          continue;
+        }
+        std::printf("| %s | %zu | %d | %.1f | %.1f | %.2f |\n", kern.name, n, t, gb,
+                    r.copy_bytes / r.times.best_peer() * 1e-9,
+                    r.times.median_speedup() * r.bytes / r.copy_bytes);
+      }
+}
 
 } // namespace
 
 int main(int argc, char** argv) {
   std::printf("grad: %d threads by default, %zu floats per vector\n", grad::get_num_threads(),
               xsimd::batch<float>::size);
+  // `--rounds=N` and `--block_time=SECONDS` set the paired rounds (paired.hpp).
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg(argv[i]);
+    if (arg.substr(0, 9) == "--rounds=")
+      g_rounds = std::max(1, std::atoi(argv[i] + 9));
+    else if (arg.substr(0, 13) == "--block_time=")
+      g_block_seconds = std::max(0.0, std::atof(argv[i] + 13));
+    else
+      argv[kept++] = argv[i];
+  }
+  argc = kept;
   const std::vector<kernel> ks = kernels();
+  const kernel& copy = ks.front();
   const std::vector<std::size_t> sizes = {1000, 100000, 10000000};
   const std::vector<int> threads = grad::get_num_threads() > 1 ? std::vector<int>{1, 2} : std::vector<int>{1};
   for (const int t : threads)
     for (const std::size_t n : sizes) {
       if (t > 1 && n < 10000000) // threads only start on large arrays
         continue;
-      for (const kernel& kern : ks) {
-        benchmark::RegisterBenchmark(bench_name(kern.name, n, t).c_str(), run_kernel, kern, n, t)
-            ->UseRealTime();
-      }
+      for (const kernel& kern : ks)
+        benchmark::RegisterBenchmark(bench_name(kern.name, n, t).c_str(), run_kernel, kern, copy, n, t)
+            ->Iterations(1)
+            ->UseManualTime();
     }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv))
     return 1;
-  table_reporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  reporter.print_table(ks, sizes, threads);
+  benchmark::RunSpecifiedBenchmarks();
+  print_table(ks, sizes, threads);
   benchmark::Shutdown();
   return 0;
 }

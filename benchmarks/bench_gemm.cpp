@@ -1,8 +1,10 @@
 // GEMM throughput of grad::kernels::gemm, next to OpenBLAS's cblas_sgemm in the same process when
-// GRAD_BENCH_HAVE_OPENBLAS is defined. Every shape / layout / thread count is registered twice in a
-// row (grad, then OpenBLAS), and at the end a markdown table gives the best GFLOP/s of each and their
-// ratio. Typical run (`bash benchmarks/run.sh gemm` does this):
-//   bench_gemm --benchmark_min_time=0.2 --benchmark_repetitions=3 --benchmark_enable_random_interleaving=true
+// GRAD_BENCH_HAVE_OPENBLAS is defined. Each row (shape / layout / thread count) times the two libraries
+// in alternating blocks on the same operands (paired.hpp), because this shared machine's speed drifts
+// too much for two separately timed benchmarks to be compared; at the end a markdown table gives each
+// library's best GFLOP/s and the median of the per-round ratios. Typical run (`bash benchmarks/run.sh
+// gemm` does this):
+//   bench_gemm [--rounds=11] [--block_time=0.04] [--wall_time] [--benchmark_filter=...]
 // One-thread rows are timed in thread CPU time (robust on a shared machine), two-thread rows in wall
 // time. Shapes are (M, K, N): C (M x N) = A (M x K) B (K x N); layouts NN, NT (B stored N x K, as in
 // linear = x W^T) and TN (A stored K x M, as in a weight gradient).
@@ -11,11 +13,14 @@
 #include <grad/kernels/gemm.hpp>
 #include <grad/kernels/parallel.hpp>
 
+#include "paired.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <numeric>
 #include <random>
 #include <string>
 #include <string_view>
@@ -114,106 +119,117 @@ private:
   std::chrono::steady_clock::time_point t0_;
 };
 
-void set_flops(benchmark::State& state, const shape& s) {
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * s.m * s.n * s.k * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-}
+/// Rounds per row (--rounds=N) and the length of one block (--block_time=SECONDS).
+int g_rounds = 11;
+double g_block_seconds = 0.04;
 
-void bench_grad(benchmark::State& state, shape s, bool ta, bool tb, int threads) {
-  settle(0);
-  grad::set_num_threads(threads);
+/// Per-row results, accumulated over repetitions, in registration order.
+struct row_result {
+  double flops = 0;
+  grad_bench::paired_times times;
+  double others = 0; // most cores other processes kept busy during a repetition of the row
+};
+std::map<std::string, row_result> g_rows;
+std::vector<std::string> g_order;
+
+/// One row: grad and OpenBLAS (when linked) on the same operands, in alternating blocks (paired.hpp).
+/// One thread: blocks timed in the thread's CPU time (robust on a shared machine); two threads, or
+/// --wall_time: wall time.
+void bench_row(benchmark::State& state, std::string row, shape s, bool ta, bool tb, int threads, bool wall) {
   operands op(s);
   const int lda = ta ? s.m : s.k, ldb = tb ? s.k : s.n;
-  const others_meter others;
-  for (auto _ : state) {
+  const auto ours = [&] {
     grad::kernels::gemm<float>(ta, tb, s.m, s.n, s.k, 1.0f, op.a.data(), lda, op.b.data(), ldb, 0.0f,
                                op.c.data(), s.n);
     benchmark::DoNotOptimize(op.c.data());
     benchmark::ClobberMemory();
-  }
-  others.report(state);
-  set_flops(state, s);
-}
-
+  };
 #ifdef GRAD_BENCH_HAVE_OPENBLAS
-void bench_openblas(benchmark::State& state, shape s, bool ta, bool tb, int threads) {
-  settle(1);
-  openblas_set_num_threads(threads);
-  operands op(s);
-  const int lda = ta ? s.m : s.k, ldb = tb ? s.k : s.n;
-  const others_meter others;
-  for (auto _ : state) {
+  const auto peer_fn = [&] {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, s.m, s.n, s.k,
                 1.0f, op.a.data(), lda, op.b.data(), ldb, 0.0f, op.c.data(), s.n);
     benchmark::DoNotOptimize(op.c.data());
     benchmark::ClobberMemory();
+  };
+  const auto* peer = &peer_fn;
+  openblas_set_num_threads(threads);
+#else
+  const decltype(ours)* peer = nullptr;
+#endif
+  grad::set_num_threads(threads);
+  const bool cpu = threads == 1 && !wall;
+  // With more than one thread, a library's workers spin for a while after each call: let them go
+  // idle before the other library's block (settle), and warm each library up once.
+  const auto before_ours = [&] {
+    if (threads > 1)
+      settle(0);
+  };
+  const auto before_peer = [&] {
+    if (threads > 1)
+      settle(1);
+  };
+  before_ours();
+  ours();
+  if (peer != nullptr) {
+    before_peer();
+    (*peer)();
+  }
+  row_result& res = g_rows[row];
+  res.flops = 2.0 * s.m * s.n * s.k;
+  const others_meter others;
+  for (auto _ : state) {
+    grad_bench::paired_times t;
+    grad_bench::run_rounds(g_rounds, g_block_seconds, cpu, ours, peer, before_ours, before_peer, t);
+    state.SetIterationTime(std::accumulate(t.ours.begin(), t.ours.end(), 0.0));
+    res.times.ours.insert(res.times.ours.end(), t.ours.begin(), t.ours.end());
+    res.times.peer.insert(res.times.peer.end(), t.peer.begin(), t.peer.end());
+    state.counters["grad_GFLOP/s"] = res.flops / t.best_ours() * 1e-9;
+    if (!t.peer.empty()) {
+      state.counters["peer_GFLOP/s"] = res.flops / t.best_peer() * 1e-9;
+      state.counters["ratio"] = t.median_speedup();
+    }
   }
   others.report(state);
-  set_flops(state, s);
+  res.others = std::max(res.others, double(state.counters["others"]));
 }
-#endif
 
-/// Console output as usual, plus the best GFLOP/s of every benchmark (over repetitions) for the table.
-class table_reporter : public benchmark::ConsoleReporter {
-public:
-  std::map<std::string, double> best;   // benchmark name -> best GFLOP/s over repetitions
-  std::map<std::string, double> others; // benchmark name -> most cores other processes used in a repetition
-  std::vector<std::string> order;       // grad benchmark names in registration order
-
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const Run& r : runs) {
-      if (r.run_type != Run::RT_Iteration || r.error_occurred)
-        continue;
-      const auto it = r.counters.find("GFLOP/s");
-      if (it == r.counters.end())
-        continue;
-      double& b = best[r.run_name.function_name];
-      b = std::max(b, double(it->second));
-      const auto o = r.counters.find("others");
-      if (o != r.counters.end()) {
-        double& x = others[r.run_name.function_name];
-        x = std::max(x, double(o->second));
-      }
+/// `| shape | layout | threads | grad GFLOP/s | OpenBLAS GFLOP/s | ratio | ratio of bests | others |`
+/// for every measured row (see paired.hpp for the two ratios); `others` is the most cores other
+/// processes kept busy during a repetition of the row.
+void print_table() {
+  std::printf("\n%d rounds per row, blocks of at least %.0f ms; GFLOP/s from each library's best block; "
+              "ratio = median over rounds of the paired grad/OpenBLAS speed ratio.\n",
+              g_rounds, g_block_seconds * 1e3);
+  std::printf(
+      "\n| shape (M,K,N) | layout | threads | grad GFLOP/s | OpenBLAS GFLOP/s | ratio (paired median) "
+      "| ratio of bests | others |\n");
+  std::printf("|---|---|---|---:|---:|---:|---:|---:|\n");
+  std::vector<double> ratios;
+  for (const std::string& name : g_order) {
+    const auto found = g_rows.find(name);
+    if (found == g_rows.end() || found->second.times.ours.empty())
+      continue;
+    const row_result& r = found->second;
+    const std::string rest = name.substr(5); // shape/layout/tN
+    const std::size_t s1 = rest.find('/'), s2 = rest.find('/', s1 + 1);
+    const std::string sh = rest.substr(0, s1), lay = rest.substr(s1 + 1, s2 - s1 - 1),
+                      th = rest.substr(s2 + 2);
+    const double gf = r.flops / r.times.best_ours() * 1e-9;
+    if (r.times.peer.empty()) {
+      std::printf("| %s | %s | %s | %.1f | - | - | - | %.2f |\n", sh.c_str(), lay.c_str(), th.c_str(), gf,
+                  r.others);
+      continue;
     }
+    const double pf = r.flops / r.times.best_peer() * 1e-9, med = r.times.median_speedup();
+    ratios.push_back(med);
+    std::printf("| %s | %s | %s | %.1f | %.1f | %.3f | %.3f | %.2f |\n", sh.c_str(), lay.c_str(), th.c_str(),
+                gf, pf, med, gf / pf, r.others);
   }
-
-  /// `| shape | layout | threads | grad GFLOP/s | OpenBLAS GFLOP/s | ratio | others |` for every measured
-  /// row; `others` is the most cores other processes kept busy during a repetition of either library.
-  void print_table() const {
-    std::printf(
-        "\n| shape (M,K,N) | layout | threads | grad GFLOP/s | OpenBLAS GFLOP/s | ratio | others |\n");
-    std::printf("|---|---|---|---:|---:|---:|---:|\n");
-    std::vector<double> ratios;
-    for (const std::string& name : order) {
-      const auto found = best.find(name);
-      if (found == best.end())
-        continue;
-      const double gf = found->second;
-      const std::string rest = name.substr(10); // shape/layout/tN
-      const auto peer = best.find("gemm/openblas/" + rest);
-      const std::size_t s1 = rest.find('/'), s2 = rest.find('/', s1 + 1);
-      const std::string sh = rest.substr(0, s1), lay = rest.substr(s1 + 1, s2 - s1 - 1),
-                        th = rest.substr(s2 + 2);
-      double busy = 0;
-      for (const std::string& n : {name, "gemm/openblas/" + rest})
-        if (const auto o = others.find(n); o != others.end())
-          busy = std::max(busy, o->second);
-      if (peer == best.end() || peer->second <= 0) {
-        std::printf("| %s | %s | %s | %.1f | - | - | %.2f |\n", sh.c_str(), lay.c_str(), th.c_str(), gf,
-                    busy);
-        continue;
-      }
-      ratios.push_back(gf / peer->second);
-      std::printf("| %s | %s | %s | %.1f | %.1f | %.3f | %.2f |\n", sh.c_str(), lay.c_str(), th.c_str(), gf,
-                  peer->second, gf / peer->second, busy);
-    }
-    if (!ratios.empty())
-      std::printf("\nratio grad / OpenBLAS: min %.3f, max %.3f over %zu rows\n",
-                  *std::min_element(ratios.begin(), ratios.end()),
-                  *std::max_element(ratios.begin(), ratios.end()), ratios.size());
-  }
-};
+  if (!ratios.empty())
+    std::printf("\nratio grad / OpenBLAS (paired median): min %.3f, max %.3f over %zu rows\n",
+                *std::min_element(ratios.begin(), ratios.end()),
+                *std::max_element(ratios.begin(), ratios.end()), ratios.size());
+}
 
 } // namespace
 
@@ -235,46 +251,43 @@ int main(int argc, char** argv) {
     const char* name;
     bool ta, tb;
   } layouts[] = {{"NN", false, false}, {"NT", false, true}, {"TN", true, false}};
-  // One thread: rates from the thread's CPU time, which other jobs on a shared machine disturb far
-  // less than wall time. Two threads: wall time (the only meaningful one). `--wall_time` times every
-  // row in wall time (to compare 1 and 2 threads while another process competes for the cores).
+  // One thread: blocks timed in the thread's CPU time, which other jobs on a shared machine disturb
+  // far less than wall time. Two threads: wall time (the only meaningful one). `--wall_time` times
+  // every row in wall time (to compare 1 and 2 threads while another process competes for the cores).
+  // `--rounds=N` and `--block_time=SECONDS` set the paired rounds (paired.hpp).
   bool wall_time = false;
-  for (int i = 1; i < argc; ++i)
-    if (std::string_view(argv[i]) == "--wall_time") {
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg(argv[i]);
+    if (arg == "--wall_time")
       wall_time = true;
-      for (int j = i; j + 1 < argc; ++j)
-        argv[j] = argv[j + 1];
-      --argc;
-      break;
-    }
+    else if (arg.substr(0, 9) == "--rounds=")
+      g_rounds = std::max(1, std::atoi(argv[i] + 9));
+    else if (arg.substr(0, 13) == "--block_time=")
+      g_block_seconds = std::max(0.0, std::atof(argv[i] + 13));
+    else
+      argv[kept++] = argv[i];
+  }
+  argc = kept;
   if (wall_time)
     std::printf("every row timed in wall time\n");
-  table_reporter reporter;
   for (int threads : {1, 2})
     for (const shape& s : shapes)
       for (const auto& l : layouts) {
-        char suffix[96];
-        std::snprintf(suffix, sizeof suffix, "%s/%s/t%d", shape_name(s).c_str(), l.name, threads);
-        const std::string ours = std::string("gemm/grad/") + suffix;
-        reporter.order.push_back(ours);
-        auto* b = benchmark::RegisterBenchmark(ours.c_str(), bench_grad, s, l.ta, l.tb, threads);
-        b->Unit(benchmark::kMicrosecond);
-        if (threads > 1 || wall_time)
-          b->UseRealTime();
-#ifdef GRAD_BENCH_HAVE_OPENBLAS
-        auto* p = benchmark::RegisterBenchmark((std::string("gemm/openblas/") + suffix).c_str(),
-                                               bench_openblas, s, l.ta, l.tb, threads);
-        p->Unit(benchmark::kMicrosecond);
-        if (threads > 1 || wall_time)
-          p->UseRealTime();
-#endif
+        char name[96];
+        std::snprintf(name, sizeof name, "gemm/%s/%s/t%d", shape_name(s).c_str(), l.name, threads);
+        g_order.push_back(name);
+        benchmark::RegisterBenchmark(name, bench_row, std::string(name), s, l.ta, l.tb, threads, wall_time)
+            ->Unit(benchmark::kMillisecond)
+            ->Iterations(1)
+            ->UseManualTime();
       }
 
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv))
     return 1;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  reporter.print_table();
+  benchmark::RunSpecifiedBenchmarks();
+  print_table();
   benchmark::Shutdown();
   return 0;
 }

@@ -8,7 +8,12 @@
 #   bash benchmarks/run.sh --assemble      only rewrite the report (sections of earlier runs, summary.md)
 #   OUT=/tmp/perf.md bash benchmarks/run.sh  write somewhere else
 #
-# Environment: REPS (repetitions per benchmark, default 3), MIN_TIME (seconds, default 0.2),
+# bench_gemm and bench_elementwise time grad and their reference (OpenBLAS, a plain copy) in
+# alternating blocks inside each row (benchmarks/paired.hpp) and report the median of the per-round
+# ratios; each repetition adds a row's rounds at another moment of the run (random interleaving).
+#
+# Environment: REPS (repetitions per benchmark, default 3), MIN_TIME (seconds, default 0.2; the paired
+# benchmarks use their own blocks instead),
 # BUILD (build directory, default build/bench), OUT (default docs/performance.md), BUSY=0 to skip the
 # "one core busy" GEMM pass.
 #
