@@ -5,7 +5,7 @@
 // too much for separately timed rows to be compared), and the table at the end gives every kernel's
 // GB/s and the median of its per-round ratios to the copy.
 //
-//   bench_elementwise [--rounds=11] [--block_time=0.02] [--benchmark_filter=...]
+//   bench_elementwise [--rounds=11] [--block_time=0.02] [--wall_time] [--benchmark_filter=...]
 // Sizes 1e3 and 1e5 run in cache (compute bound for exp, tanh, gelu); 1e7 (40 MB an array) runs from
 // this machine's 105 MiB L3 or from memory, depending on the CPU.
 #include <benchmark/benchmark.h>
@@ -166,8 +166,7 @@ std::string bench_name(const char* kernel, std::size_t n, int threads) {
 }
 
 /// Rounds per row (--rounds=N) and the length of one block (--block_time=SECONDS).
-int g_rounds = 11;
-double g_block_seconds = 0.02;
+grad_bench::round_options g_opt{11, 0.02};
 
 /// Per-row results, accumulated over repetitions.
 struct row_result {
@@ -178,7 +177,7 @@ std::map<std::string, row_result> g_rows;
 
 /// One row: the kernel and a plain copy of the same size in alternating blocks (paired.hpp), so the
 /// ratio to copy compares the two on the same machine state. One thread: blocks timed in the thread's
-/// CPU time; two threads: wall time. The copy's own row times it alone.
+/// CPU time; two threads, or --wall_time: wall time. The copy's own row times it alone.
 void run_kernel(benchmark::State& state, const kernel& kern, const kernel& copy, std::size_t n, int threads) {
   arrays a(n, kern.lo, kern.hi);
   grad::set_num_threads(threads);
@@ -199,7 +198,8 @@ void run_kernel(benchmark::State& state, const kernel& kern, const kernel& copy,
   res.copy_bytes = double(n) * copy.bytes_per_elem;
   for (auto _ : state) {
     grad_bench::paired_times t;
-    grad_bench::run_rounds(g_rounds, g_block_seconds, threads == 1, ours, peer, nothing, nothing, t);
+    grad_bench::run_rounds(g_opt.rounds, g_opt.block_seconds, threads == 1 && !g_opt.wall_time, ours, peer,
+                           nothing, nothing, t);
     state.SetIterationTime(std::accumulate(t.ours.begin(), t.ours.end(), 0.0));
     res.times.ours.insert(res.times.ours.end(), t.ours.begin(), t.ours.end());
     res.times.peer.insert(res.times.peer.end(), t.peer.begin(), t.peer.end());
@@ -216,7 +216,7 @@ void print_table(const std::vector<kernel>& ks, const std::vector<std::size_t>& 
                  const std::vector<int>& threads) {
   std::printf("\n%d rounds per row, blocks of at least %.0f ms; GB/s from the best block; ratio to copy = "
               "median over rounds of the paired kernel/copy bandwidth ratio.\n",
-              g_rounds, g_block_seconds * 1e3);
+              g_opt.rounds, g_opt.block_seconds * 1e3);
   std::printf("\n| kernel | n | threads | GB/s | copy GB/s (paired) | ratio to copy |\n"
               "|---|---:|---:|---:|---:|---:|\n");
   for (const int t : threads)
@@ -243,17 +243,7 @@ int main(int argc, char** argv) {
   std::printf("grad: %d threads by default, %zu floats per vector\n", grad::get_num_threads(),
               xsimd::batch<float>::size);
   // `--rounds=N` and `--block_time=SECONDS` set the paired rounds (paired.hpp).
-  int kept = 1;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg(argv[i]);
-    if (arg.substr(0, 9) == "--rounds=")
-      g_rounds = std::max(1, std::atoi(argv[i] + 9));
-    else if (arg.substr(0, 13) == "--block_time=")
-      g_block_seconds = std::max(0.0, std::atof(argv[i] + 13));
-    else
-      argv[kept++] = argv[i];
-  }
-  argc = kept;
+  grad_bench::take_round_options(argc, argv, g_opt);
   const std::vector<kernel> ks = kernels();
   const kernel& copy = ks.front();
   const std::vector<std::size_t> sizes = {1000, 100000, 10000000};

@@ -120,8 +120,7 @@ private:
 };
 
 /// Rounds per row (--rounds=N) and the length of one block (--block_time=SECONDS).
-int g_rounds = 11;
-double g_block_seconds = 0.04;
+grad_bench::round_options g_opt{11, 0.04};
 
 /// Per-row results, accumulated over repetitions, in registration order.
 struct row_result {
@@ -179,7 +178,7 @@ void bench_row(benchmark::State& state, std::string row, shape s, bool ta, bool 
   const others_meter others;
   for (auto _ : state) {
     grad_bench::paired_times t;
-    grad_bench::run_rounds(g_rounds, g_block_seconds, cpu, ours, peer, before_ours, before_peer, t);
+    grad_bench::run_rounds(g_opt.rounds, g_opt.block_seconds, cpu, ours, peer, before_ours, before_peer, t);
     state.SetIterationTime(std::accumulate(t.ours.begin(), t.ours.end(), 0.0));
     res.times.ours.insert(res.times.ours.end(), t.ours.begin(), t.ours.end());
     res.times.peer.insert(res.times.peer.end(), t.peer.begin(), t.peer.end());
@@ -199,7 +198,7 @@ void bench_row(benchmark::State& state, std::string row, shape s, bool ta, bool 
 void print_table() {
   std::printf("\n%d rounds per row, blocks of at least %.0f ms; GFLOP/s from each library's best block; "
               "ratio = median over rounds of the paired grad/OpenBLAS speed ratio.\n",
-              g_rounds, g_block_seconds * 1e3);
+              g_opt.rounds, g_opt.block_seconds * 1e3);
   std::printf(
       "\n| shape (M,K,N) | layout | threads | grad GFLOP/s | OpenBLAS GFLOP/s | ratio (paired median) "
       "| ratio of bests | others |\n");
@@ -255,20 +254,8 @@ int main(int argc, char** argv) {
   // far less than wall time. Two threads: wall time (the only meaningful one). `--wall_time` times
   // every row in wall time (to compare 1 and 2 threads while another process competes for the cores).
   // `--rounds=N` and `--block_time=SECONDS` set the paired rounds (paired.hpp).
-  bool wall_time = false;
-  int kept = 1;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg(argv[i]);
-    if (arg == "--wall_time")
-      wall_time = true;
-    else if (arg.substr(0, 9) == "--rounds=")
-      g_rounds = std::max(1, std::atoi(argv[i] + 9));
-    else if (arg.substr(0, 13) == "--block_time=")
-      g_block_seconds = std::max(0.0, std::atof(argv[i] + 13));
-    else
-      argv[kept++] = argv[i];
-  }
-  argc = kept;
+  grad_bench::take_round_options(argc, argv, g_opt);
+  const bool wall_time = g_opt.wall_time;
   if (wall_time)
     std::printf("every row timed in wall time\n");
   for (int threads : {1, 2})

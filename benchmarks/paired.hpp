@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <cstdlib>
 #include <ctime>
+#include <string_view>
 #include <vector>
 
 namespace grad_bench {
@@ -92,6 +94,31 @@ void run_rounds(int rounds, double block_seconds, bool cpu, FO&& ours, FP* peer,
       time_ours();
     }
   }
+}
+
+/// Options of the paired benchmarks, taken out of argv before Google Benchmark reads it:
+/// `--rounds=N`, `--block_time=SECONDS` and (where the program offers it) `--wall_time`.
+struct round_options {
+  int rounds;
+  double block_seconds;
+  bool wall_time = false;
+};
+
+/// Removes the options above from argv (so Google Benchmark does not reject them) into `opt`.
+inline void take_round_options(int& argc, char** argv, round_options& opt) {
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg(argv[i]);
+    if (arg == "--wall_time")
+      opt.wall_time = true;
+    else if (arg.substr(0, 9) == "--rounds=")
+      opt.rounds = std::max(1, std::atoi(argv[i] + 9));
+    else if (arg.substr(0, 13) == "--block_time=")
+      opt.block_seconds = std::max(0.0, std::atof(argv[i] + 13));
+    else
+      argv[kept++] = argv[i];
+  }
+  argc = kept;
 }
 
 } // namespace grad_bench
