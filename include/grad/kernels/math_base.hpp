@@ -11,6 +11,21 @@
 
 #include "grad/detail/xsimd.hpp"
 
+/// `inline`, and always inlined (g++, clang): the vectorized math functions that the elementwise loops call.
+/// In a large translation unit (the elementwise benchmark, a program that includes grad.hpp) g++ 12 runs
+/// out of inlining budget and calls them out of line from some of the six call sites of ew_serial (found
+/// in bench_elementwise: 6 calls of log, 5 of tanh, 3 of sigmoid, 2 of gelu_tanh_forward), spilling and
+/// reloading every constant around each call. GRAD_LAMBDA_INLINE does the same for a lambda (placed after
+/// its parameters) that calls them: forcing them into the lambda alone makes the lambda too big to be
+/// inlined into the loop.
+#if defined(__GNUC__)
+#define GRAD_MATH_INLINE [[gnu::always_inline]] inline
+#define GRAD_LAMBDA_INLINE __attribute__((always_inline))
+#else
+#define GRAD_MATH_INLINE inline
+#define GRAD_LAMBDA_INLINE
+#endif
+
 namespace grad::detail {
 
 /// Constants and minimax coefficients of the math kernels, per precision.
@@ -41,6 +56,11 @@ struct math_consts<float> {
   // log1p(f) = f - f^2/2 + f^3 P(f) on [sqrt(1/2) - 1, sqrt(2) - 1]; Remez, relative error of P 4.1e-7.
   static constexpr float log_p[] = {0.333333313f, -0.25000304f,  0.200012013f, -0.166415811f,
                                     0.142099455f, -0.129892766f, 0.126556993f, -0.0797421783f};
+  // AVX-512 (vgetmant's [3/4, 3/2)): log1p(f) = f + f^2 Q(f) on [-1/4, 1/2]; Remez on the relative error
+  // f^2 (Q - q) / log1p(f) that Q makes in the result, 4.8e-9 (8.4e-9 with the float coefficients).
+  static constexpr float log_q34[] = {-0.5f,         0.333334535f,  -0.250000536f,
+                                      0.199906066f,  -0.166477665f, 0.144820616f,
+                                      -0.131622314f, 0.104483314f,  -0.0449096151f};
   static constexpr float sqrt2 = 1.41421354f;
   static constexpr float min_normal = std::numeric_limits<float>::min();
   static constexpr float subnormal_scale = 33554432.0f; // 2^25
@@ -68,6 +88,10 @@ struct math_consts<float> {
   static constexpr float cdf_zmax = 14.5f;
   static constexpr float cdf_p[] = {0.5f, 0.438291341f, 0.183232307f, 0.0406322256f, 0.00411614869f};
   static constexpr float cdf_q[] = {1.0f, 1.67446768f, 1.20249176f, 0.46946311f, 0.101856329f, 0.0103175342f};
+  // (normal_lower_tail) 2 ln 2 = ln2x2_hi + ln2x2_lo with ln2x2_hi holding 12 significant bits, so (k/16)
+  // ln2x2_hi is exact for |k| < 4096.
+  static constexpr float ln2x2_hi = 1.38623046875f;
+  static constexpr float ln2x2_lo = 6.38923699e-05f;
 #if defined(__AVX512F__)
   /// 2^(j/16), j = 0..15, correctly rounded (the table of the AVX-512 exp).
   static __m512 exp2_16ths() noexcept {

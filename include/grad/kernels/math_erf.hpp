@@ -45,39 +45,46 @@ inline xsimd::batch<T, A> erfc_tail_of(const xsimd::batch<T, A>& ax) noexcept {
 /// Float: Phi(-|x|) = e^(-z^2/2) P(z) / Q(z), z = min(|x|, cdf_zmax), returned with z; the density
 /// e^(-z^2/2) / sqrt(2 pi) goes to pdf when not null. About half the instructions of the erfc form.
 template <class A>
-inline xsimd::batch<float, A> normal_lower_tail(const xsimd::batch<float, A>& x, xsimd::batch<float, A>& z,
-                                                xsimd::batch<float, A>* pdf) noexcept {
+GRAD_MATH_INLINE xsimd::batch<float, A> normal_lower_tail(const xsimd::batch<float, A>& x,
+                                                          xsimd::batch<float, A>& z,
+                                                          xsimd::batch<float, A>* pdf) noexcept {
   using B = xsimd::batch<float, A>;
   using C = math_consts<float>;
-  z = min_keep_nan(xsimd::abs(x), C::cdf_zmax);
-  // z^2 / 2 = hi + lo in two parts: rounding it to one number would cost a relative error of z^2/2 ulp.
-  B hi, lo;
-#if defined(__FMA__) || defined(__AVX512F__)
-  const B h = z * B(0.5f); // exact
-  hi = h * z;
-  lo = fmadd(h, z, -hi); // the exact rounding error of hi
-#else
-  square_split(z, hi, lo);
-  hi = hi * B(0.5f);
-  lo = lo * B(0.5f);
-#endif
   B e;
 #if defined(__AVX512F__)
   if constexpr (has_scalef<A>) {
-    // e^-(hi + lo) by the table exp of exp_impl with the signs folded into the constants, no clamp
-    // (hi <= cdf_zmax^2 / 2 < 106, where vscalef underflows to 0) and k from hi alone (|lo| <= 2^-24 hi):
-    // 12 instructions against 15. Here nr = -r and npm1 = -(e^r - 1).
-    const B ks = fmadd(hi, B(-16.0f * C::log2e), B(C::round_shift));
-    const B k16 = ks - B(C::round_shift);
-    B nr = fmadd(k16, B(C::ln2_hi / 16.0f), hi);
-    nr = fmadd(k16, B(C::ln2_lo / 16.0f), nr) + lo;
-    const B npm1 = fnmadd(nr * nr, fnmadd(nr, B(1.0f / 6.0f), B(0.5f)), nr);
-    const __m512 table = C::exp2_16ths();
+    // (An AND and a vminps: one vrangeps, min of magnitudes with the sign cleared, measured 1.25x slower.)
+    z = min_keep_nan(xsimd::abs(x), C::cdf_zmax);
+    // e^(-z^2/2) by the table exp of exp_impl, no clamp (z^2/2 <= cdf_zmax^2 / 2 < 106, where vscalef
+    // underflows to 0), 12 instructions against 16 before (gelu_erf: 30 against 34, measured side by side
+    // 1.2x the speed on 1e5 floats in cache, 1.05x on 1e7; results as accurate, 4.3 ulp):
+    // - -z^2/2 = k ln2/16 - u/2, k = round(-16 log2e z^2/2) from z^2 rounded (it only picks k), and
+    //   u = z^2 + (k/16) 2ln2 from the exact z^2 by one FMA: (k/16) ln2x2_hi is exact (12 + 12 bits) and
+    //   |u| < 0.06 is rounded once, so z^2/2 needs no two-part split (which cost four instructions);
+    // - k/16 = ks/16 - shift/16 exactly in one FMA, for vscalef (which floors it) and the reduction;
+    // - e^(-u/2) = 2^(j/16) (1 + u (-1/2 + u/8 - u^2/48)), truncation (u/2)^4/24 < 1e-8 as in exp_impl.
+    const B ks = fmadd(z * z, B(-8.0f * C::log2e), B(C::round_shift)); // the low 4 bits hold k mod 16
+    const B kq = fmadd(ks, B(0.0625f), B(-C::round_shift / 16.0f));    // k / 16
+    const B u = fmadd(kq, B(C::ln2x2_lo), fmadd(z, z, kq * B(C::ln2x2_hi)));
+    const B poly = fmadd(u, fmadd(u, B(-1.0f / 48.0f), B(0.125f)), B(-0.5f));
+    const __m512 table = C::exp2_16ths(); // (the masked forms: see scale_pow2)
     const B tj = _mm512_mask_permutexvar_ps(table, __mmask16(0xffff), _mm512_castps_si512(ks), table);
-    e = scale_pow2(fnmadd(tj, npm1, tj), k16 * B(0.0625f));
+    e = scale_pow2(fmadd(tj * u, poly, tj), kq);
   } else
 #endif
   {
+    z = min_keep_nan(xsimd::abs(x), C::cdf_zmax);
+    // z^2 / 2 = hi + lo in two parts: rounding it to one number would cost a relative error of z^2/2 ulp.
+    B hi, lo;
+#if defined(__FMA__) || defined(__AVX512F__)
+    const B h = z * B(0.5f); // exact
+    hi = h * z;
+    lo = fmadd(h, z, -hi); // the exact rounding error of hi
+#else
+    square_split(z, hi, lo);
+    hi = hi * B(0.5f);
+    lo = lo * B(0.5f);
+#endif
     e = exp_impl<true, float, A, true>(-hi, -lo);
   }
   if (pdf)

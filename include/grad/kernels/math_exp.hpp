@@ -77,18 +77,47 @@ namespace grad::kernels::math {
 
 /// e^x, elementwise (accuracy and special values: the comment of kernels/math.hpp).
 template <class T, class A>
-inline xsimd::batch<T, A> exp(const xsimd::batch<T, A>& x) noexcept {
+GRAD_MATH_INLINE xsimd::batch<T, A> exp(const xsimd::batch<T, A>& x) noexcept {
   return detail::exp_impl<false>(x, x);
 }
 
 /// Natural logarithm, elementwise; subnormal inputs exact, log(0) = -inf, log(x < 0) = NaN.
 template <class T, class A>
-inline xsimd::batch<T, A> log(const xsimd::batch<T, A>& x) noexcept {
+GRAD_MATH_INLINE xsimd::batch<T, A> log(const xsimd::batch<T, A>& x) noexcept {
   using B = xsimd::batch<T, A>;
   using C = detail::math_consts<T>;
   using UT = typename C::uint_type;
   using U = xsimd::batch<UT, A>;
   constexpr int p = C::mantissa_bits;
+#if defined(__AVX512F__)
+  if constexpr (std::is_base_of_v<xsimd::avx512f, A> && std::is_same_v<T, float>) {
+    // AVX-512 float, 20 instructions against 27 for the form below (measured side by side: 1.4x its
+    // speed on 1e5 floats in cache): x = 2^e m with m in [3/4, 3/2) from one vgetmant (no compare and
+    // selects to centre m on 1), e = getexp(x) - getexp(m) (getexp(m) is -1 for m < 1, else 0;
+    // getexp(x * 4/3) would overflow past 1.5 * 2^127), subnormals included; log1p(f) = f + f^2 Q(f),
+    // f = m - 1 exact; every special value from x's class by one vfixupimm instead of four compares and
+    // blends. Max relative error 0.89 ulp on every positive float (0.73 for the form below: near x = 3/4,
+    // where log1p(f) of f up to 1/2 cancels against -ln2). (The masked forms: see scale_pow2.)
+    const __mmask16 all = 0xffff;
+    const B m = _mm512_mask_getmant_ps(x, all, x, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src);
+    const B e = B(_mm512_mask_getexp_ps(x, all, x)) - B(_mm512_mask_getexp_ps(m, all, m));
+    const B f = m - B(1.0f); // exact (Sterbenz)
+    // Q(f) in two halves, Q = lo + f^4 hi, which run side by side: Horner's single chain of 8 FMAs was
+    // 1.1x slower (latency bound, 4 batches in flight).
+    const B f2 = f * f;
+    constexpr auto& q = C::log_q34;
+    const B lo = detail::fmadd(detail::fmadd(detail::fmadd(B(q[3]), f, B(q[2])), f, B(q[1])), f, B(q[0]));
+    const B hi = detail::fmadd(
+        detail::fmadd(detail::fmadd(detail::fmadd(B(q[8]), f, B(q[7])), f, B(q[6])), f, B(q[5])), f, B(q[4]));
+    const B qv = detail::fmadd(f2 * f2, hi, lo);
+    // e ln2 + log1p(f): f enters after the small terms, e ln2_hi last (an exact product).
+    const B r = detail::fmadd(e, B(C::ln2_hi), detail::fmadd(f2, qv, e * B(C::ln2_lo)) + f);
+    // vfixupimm: one 4-bit response per class of x, from QNaN (bits 0-3) to positive (bits 28-31): QNaN
+    // and SNaN -> quiet x (2), +-0 -> -inf (4), 1 -> r (0, r is +0), -inf -> NaN (3), +inf -> +inf (5),
+    // negative -> NaN (3), positive (subnormals too, unless DAZ) -> r (0).
+    return _mm512_mask_fixupimm_ps(r, all, x, _mm512_set1_epi32(0x03530422), 0);
+  }
+#endif
   B m, e; // x = 2^e m, m in [1, 2)
 #if defined(__AVX512F__)
   if constexpr (std::is_base_of_v<xsimd::avx512f, A>) {

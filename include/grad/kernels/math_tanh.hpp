@@ -10,7 +10,7 @@ namespace grad::kernels::math {
 
 /// Hyperbolic tangent, elementwise; tanh(x) = -em / (2 + em) with em = e^(-2|x|) - 1, sign of x.
 template <class T, class A>
-inline xsimd::batch<T, A> tanh(const xsimd::batch<T, A>& x) noexcept {
+GRAD_MATH_INLINE xsimd::batch<T, A> tanh(const xsimd::batch<T, A>& x) noexcept {
   using B = xsimd::batch<T, A>;
   if constexpr (std::is_same_v<T, float>) {
     // Float: an odd rational on the clamped argument, 16 instructions on AVX-512 against 23 for the
@@ -30,7 +30,7 @@ inline xsimd::batch<T, A> tanh(const xsimd::batch<T, A>& x) noexcept {
 
 /// Logistic sigmoid 1 / (1 + e^-x), elementwise; e^-|x| keeps both tails accurate (no overflow).
 template <class T, class A>
-inline xsimd::batch<T, A> sigmoid(const xsimd::batch<T, A>& x) noexcept {
+GRAD_MATH_INLINE xsimd::batch<T, A> sigmoid(const xsimd::batch<T, A>& x) noexcept {
   using B = xsimd::batch<T, A>;
   const B e = detail::exp_impl<false, T, A, true>(x | B(T(-0.0)), x); // -|x|: one OR
   const B r = detail::recip_bounded(B(T(1)) + e);

@@ -41,7 +41,7 @@ inline xsimd::batch<T, A> gelu_tanh_parts(const xsimd::batch<T, A>& x, xsimd::ba
 /// GELU (tanh form) alone, for the forward kernel: x sigmoid(2u) as in gelu_tanh_parts, with
 /// 2u = x (2 k0 + 2 k0 k1 x^2) (three instructions) and nothing the backward needs.
 template <class T, class A>
-inline xsimd::batch<T, A> gelu_tanh_forward(const xsimd::batch<T, A>& x) noexcept {
+GRAD_MATH_INLINE xsimd::batch<T, A> gelu_tanh_forward(const xsimd::batch<T, A>& x) noexcept {
   using B = xsimd::batch<T, A>;
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
   if constexpr (has_scalef<A> && std::is_same_v<T, float>) {
@@ -99,14 +99,14 @@ namespace grad::kernels {
 template <class T, class A = xsimd::default_arch>
 void exp(const T* x, T* y, std::size_t n) {
   detail::ew<A>(
-      n, detail::ew_parallel_costly, [](const auto& v) { return math::exp(v); }, y, x);
+      n, detail::ew_parallel_costly, [](const auto& v) GRAD_LAMBDA_INLINE { return math::exp(v); }, y, x);
 }
 
 /// y = ln x.
 template <class T, class A = xsimd::default_arch>
 void log(const T* x, T* y, std::size_t n) {
   detail::ew<A>(
-      n, detail::ew_parallel_costly, [](const auto& v) { return math::log(v); }, y, x);
+      n, detail::ew_parallel_costly, [](const auto& v) GRAD_LAMBDA_INLINE { return math::log(v); }, y, x);
 }
 
 /// y = sqrt(x) (correctly rounded: the hardware instruction).
@@ -120,14 +120,14 @@ void sqrt(const T* x, T* y, std::size_t n) {
 template <class T, class A = xsimd::default_arch>
 void tanh(const T* x, T* y, std::size_t n) {
   detail::ew<A>(
-      n, detail::ew_parallel_costly, [](const auto& v) { return math::tanh(v); }, y, x);
+      n, detail::ew_parallel_costly, [](const auto& v) GRAD_LAMBDA_INLINE { return math::tanh(v); }, y, x);
 }
 
 /// y = 1 / (1 + e^-x).
 template <class T, class A = xsimd::default_arch>
 void sigmoid(const T* x, T* y, std::size_t n) {
   detail::ew<A>(
-      n, detail::ew_parallel_costly, [](const auto& v) { return math::sigmoid(v); }, y, x);
+      n, detail::ew_parallel_costly, [](const auto& v) GRAD_LAMBDA_INLINE { return math::sigmoid(v); }, y, x);
 }
 
 /// y = erf x.
@@ -149,7 +149,8 @@ void relu(const T* x, T* y, std::size_t n) {
 template <class T, class A = xsimd::default_arch>
 void gelu_tanh(const T* x, T* y, std::size_t n) {
   detail::ew<A>(
-      n, detail::ew_parallel_costly, [](const auto& v) { return detail::gelu_tanh_forward(v); }, y, x);
+      n, detail::ew_parallel_costly,
+      [](const auto& v) GRAD_LAMBDA_INLINE { return detail::gelu_tanh_forward(v); }, y, x);
 }
 
 /// y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)): exact GELU, accurate also in the far negative tail.
@@ -157,7 +158,7 @@ template <class T, class A = xsimd::default_arch>
 void gelu_erf(const T* x, T* y, std::size_t n) {
   detail::ew<A>(
       n, detail::ew_parallel_costly,
-      [](const auto& v) {
+      [](const auto& v) GRAD_LAMBDA_INLINE {
         if constexpr (std::is_same_v<T, float>) {
           // x Phi(x) = max(x, 0) - |x| Phi(-|x|) (z = |x| clamped where Phi(-|x|) is 0 already)
           using B = std::decay_t<decltype(v)>;
