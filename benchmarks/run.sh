@@ -119,7 +119,10 @@ echo "==> write $out"
 Measured numbers, each next to a peer measured **in the same run of the same program** (the machine
 is shared, so only same-run ratios are meaningful). Produced by \`bash benchmarks/run.sh\`, which
 builds the benchmarks in Release with \`-march=native\` and rewrites this file; the per-benchmark
-commands are given with each table. Peers run at their fastest setting here:
+commands are given with each table. bench_gemm and bench_elementwise go further: inside each row
+they time grad and the reference (OpenBLAS, a plain copy) in alternating short blocks and report the
+median of the per-round ratios (\`benchmarks/paired.hpp\`), because this VM's speed drifts by 30-40%
+within seconds. Peers run at their fastest setting here:
 \`OPENBLAS_CORETYPE=SkylakeX\` for OpenBLAS and for LibTorch (whose products go through OpenBLAS).
 
 ## Machine
