@@ -166,7 +166,9 @@ void gelu_erf(const T* x, T* y, std::size_t n) {
           const B q = detail::normal_lower_tail(v, z, static_cast<B*>(nullptr));
           return detail::fnmadd(z, q, detail::max_keep_nan(v, 0.0f));
         } else {
-          return v * math::normal_cdf(v);
+          // x Phi(x) is -inf * 0 at -inf: give its limit 0, as the float form does
+          using B = std::decay_t<decltype(v)>;
+          return xsimd::select(v == B(-std::numeric_limits<T>::infinity()), B(T(0)), v * math::normal_cdf(v));
         }
       },
       y, x);
